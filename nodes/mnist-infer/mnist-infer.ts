@@ -1,0 +1,146 @@
+// mnist-infer: classifies the handwritten digit in a message with the ONNX
+// model, off the main thread, batching whatever arrives together.
+import * as path from "path";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { parseRequest, type Request, type RequestLimits } from "../shared/envelope";
+import { InputError } from "../shared/errors";
+import { InferenceService, type OverflowPolicy, type Prediction } from "../shared/inference-service";
+import { BUNDLED_MODEL } from "../shared/package-paths";
+import type { InferResult } from "../shared/contract";
+import { clearStatus, percent, showStatus } from "../shared/status";
+
+interface MnistInferDef extends NodeDef {
+  model: string;
+  property: string;
+  output: string;
+  maxBatch: string | number;
+  queueSize: string | number;
+  overflow: OverflowPolicy;
+  maxBytes: string | number;
+  maxPixels: string | number;
+  preview: boolean;
+}
+
+const DEFAULTS = {
+  maxBatch: 32,
+  queueSize: 1000,
+  maxBytes: 5 * 1024 * 1024,
+  maxPixels: 24_000_000,
+};
+
+/** Status changes at most this often: at thousands of messages a second the editor need not see each. */
+const STATUS_INTERVAL_MS = 250;
+
+export = function (RED: NodeAPI) {
+  function MnistInferNode(this: Node, config: MnistInferDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const property = config.property || "payload";
+    const output = config.output || "payload";
+    const limits: RequestLimits = {
+      maxBytes: positive(config.maxBytes, DEFAULTS.maxBytes),
+      maxPixels: positive(config.maxPixels, DEFAULTS.maxPixels),
+    };
+    const modelFile = config.model ? path.resolve(RED.settings.userDir ?? process.cwd(), config.model) : BUNDLED_MODEL;
+    const service = new InferenceService({
+      modelFile,
+      maxBatch: positive(config.maxBatch, DEFAULTS.maxBatch),
+      queueLimit: positive(config.queueSize, DEFAULTS.queueSize),
+      overflow: config.overflow === "drop-oldest" ? "drop-oldest" : "reject-newest",
+      maxPixels: limits.maxPixels,
+      preview: Boolean(config.preview),
+    });
+
+    let lastStatusAt = 0;
+    let statusTimer: NodeJS.Timeout | undefined;
+    let lastPrediction: Prediction | undefined;
+
+    showStatus(node, "loading", RED._("mnist-infer.status.loading"));
+    service.on("state", (state: string, reason?: string) => {
+      if (state === "ready") {
+        showStatus(node, "ready", RED._("mnist-infer.status.ready"));
+        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: modelFile }));
+      } else if (state === "failed") {
+        showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
+        node.error(RED._("mnist-infer.errors.model", { message: service.loadError ?? "" }));
+      } else if (state === "loading" && reason) {
+        showStatus(node, "loading", RED._("mnist-infer.status.restarting"));
+        node.warn(reason);
+      }
+    });
+
+    /** Shows the latest prediction, or the backlog, at most every STATUS_INTERVAL_MS. */
+    function refreshStatus(): void {
+      const now = Date.now();
+      if (statusTimer) return;
+      const wait = Math.max(0, lastStatusAt + STATUS_INTERVAL_MS - now);
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        lastStatusAt = Date.now();
+        if (service.state !== "ready" || !lastPrediction) return;
+        const backlog = service.backlog;
+        const text = `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${backlog > 0 ? ` · ${RED._("mnist-infer.status.queued", { count: backlog })}` : ""}`;
+        showStatus(node, backlog > 0 ? "working" : "ready", text);
+      }, wait);
+    }
+
+    node.on("input", async (msg: NodeMessageInFlow, send, done) => {
+      let request: Request | undefined;
+      try {
+        const value = RED.util.getMessageProperty(msg, property);
+        request = parseRequest(value, { id: msg.id, label: msg.label, sentAt: msg.sentAt }, limits);
+        if (request.id !== undefined) msg.id = request.id;
+        if (request.label !== undefined) msg.label = request.label;
+        const prediction = await service.classify(request.image);
+        lastPrediction = prediction;
+        RED.util.setMessageProperty(msg, output, toResult(prediction, request, service), true);
+        if (prediction.preview) msg.preview = prediction.preview;
+        refreshStatus();
+        send(msg);
+        done();
+      } catch (err) {
+        const failure = err instanceof InputError ? err : new InputError("corrupt", String((err as Error)?.message ?? err));
+        const id = request?.id ?? failure.requestId;
+        if (id !== undefined) msg.id = id;
+        if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
+        done(failure);
+      }
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      if (statusTimer) clearTimeout(statusTimer);
+      service
+        .close()
+        .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))
+        .finally(() => {
+          clearStatus(node);
+          done();
+        });
+    });
+  }
+
+  RED.nodes.registerType("mnist-infer", MnistInferNode);
+};
+
+function toResult(prediction: Prediction, request: Request, service: InferenceService): InferResult {
+  const result: InferResult = {
+    digit: prediction.digit,
+    confidence: prediction.confidence,
+    probabilities: prediction.probabilities,
+    model: { name: service.info?.name ?? "unknown", sha256: service.info?.sha256 ?? "" },
+    timings: prediction.timings,
+    inverted: prediction.inverted,
+  };
+  if (request.id !== undefined) result.id = request.id;
+  if (request.label !== undefined) {
+    result.label = request.label;
+    result.correct = request.label === prediction.digit;
+  }
+  if (request.sentAt !== undefined) result.sentAt = request.sentAt;
+  return result;
+}
+
+function positive(value: string | number | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 1 ? Math.floor(n) : fallback;
+}

@@ -1,0 +1,214 @@
+// Everything a user may send to mnist-infer, reduced to one request shape:
+// image bytes or decoded pixels, plus the id / label / sentAt that travel with it.
+import { ACCEPTED, InputError } from "./errors";
+import type { RawImage } from "./raw-image";
+
+export type ImageInput = { kind: "bytes"; bytes: Buffer } | { kind: "pixels"; image: RawImage };
+
+export interface Request {
+  image: ImageInput;
+  id?: string | number;
+  label?: number;
+  sentAt?: number;
+}
+
+export interface RequestLimits {
+  /** Largest encoded image or JSON text accepted, in bytes. */
+  maxBytes: number;
+  /** Largest width × height accepted (also for pixel arrays). */
+  maxPixels: number;
+}
+
+/** Keys an envelope may carry; anything else is ignored rather than refused. */
+interface Envelope {
+  id?: unknown;
+  label?: unknown;
+  image?: unknown;
+  sentAt?: unknown;
+}
+
+const MAX_ID_LENGTH = 256;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * Parses the configured message property. `fallback` supplies msg.id / msg.label
+ * when the value itself carries none.
+ */
+export function parseRequest(value: unknown, fallback: Envelope, limits: RequestLimits): Request {
+  if (value === undefined || value === null) throw new InputError("empty", `no image in the message (the property is ${value}); ${ACCEPTED}`);
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return fromBytes(Buffer.from(value.buffer, value.byteOffset, value.byteLength), fallback, limits);
+  if (typeof value === "string") return fromText(value, fallback, limits);
+  if (Array.isArray(value) || value instanceof Float32Array || value instanceof Float64Array) {
+    return withMeta({ kind: "pixels", image: pixelsFromArray(value, limits) }, fallback, fallback);
+  }
+  if (typeof value === "object") return fromObject(value as Record<string, unknown>, fallback, limits);
+  throw new InputError("unsupported", `cannot classify a ${typeof value}; ${ACCEPTED}`);
+}
+
+function fromBytes(bytes: Buffer, fallback: Envelope, limits: RequestLimits): Request {
+  if (bytes.length === 0) throw new InputError("empty", `the image is empty (0 bytes); ${ACCEPTED}`);
+  if (bytes.length > limits.maxBytes) {
+    throw new InputError("too-large", `the payload is ${bytes.length} bytes, over the limit of ${limits.maxBytes} bytes`);
+  }
+  const first = firstNonSpace(bytes);
+  // JSON arrives as a Buffer from mqtt in set to "buffer"; text base64 likewise.
+  if (first === 0x7b /* { */ || first === 0x5b /* [ */) return fromText(bytes.toString("utf8"), fallback, limits);
+  if (looksLikeText(bytes)) return fromText(bytes.toString("latin1"), fallback, limits);
+  return withMeta({ kind: "bytes", bytes }, fallback, fallback);
+}
+
+function fromText(text: string, fallback: Envelope, limits: RequestLimits): Request {
+  const trimmed = text.trim();
+  if (trimmed.length === 0) throw new InputError("empty", `the message is an empty string; ${ACCEPTED}`);
+  if (trimmed.length > limits.maxBytes * 1.4) throw new InputError("too-large", `the text is ${trimmed.length} characters, over the limit for a ${limits.maxBytes}-byte image`);
+  if (trimmed[0] === "{" || trimmed[0] === "[") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch (err) {
+      throw new InputError("bad-json", `the message looks like JSON but does not parse (${(err as Error).message}); ${ACCEPTED}`);
+    }
+    if (Array.isArray(parsed)) return withMeta({ kind: "pixels", image: pixelsFromArray(parsed, limits) }, fallback, fallback);
+    if (parsed === null || typeof parsed !== "object") throw new InputError("bad-envelope", `the JSON is not an object; ${ACCEPTED}`);
+    return fromObject(parsed as Record<string, unknown>, fallback, limits);
+  }
+  return withMeta({ kind: "bytes", bytes: decodeBase64(trimmed, limits) }, fallback, fallback);
+}
+
+function fromObject(value: Record<string, unknown>, fallback: Envelope, limits: RequestLimits): Request {
+  // A Buffer that went through JSON.stringify: {"type":"Buffer","data":[...]}
+  if (value.type === "Buffer" && Array.isArray(value.data)) return fromBytes(Buffer.from(value.data as number[]), fallback, limits);
+  if ("data" in value && "width" in value && "height" in value) {
+    return withMeta({ kind: "pixels", image: pixelsFromObject(value, limits) }, fallback, fallback);
+  }
+  try {
+    if (!("image" in value)) {
+      throw new InputError("bad-envelope", `the object has no "image" field (keys: ${Object.keys(value).slice(0, 8).join(", ") || "none"}); ${ACCEPTED}`);
+    }
+    return withMeta(imageOf(value.image, limits), value, fallback);
+  } catch (err) {
+    // Keep the id when only the image was bad, so the error reply can name the request.
+    const id = value.id ?? fallback.id;
+    if (err instanceof InputError && (typeof id === "string" || typeof id === "number")) err.requestId = id;
+    throw err;
+  }
+}
+
+function imageOf(image: unknown, limits: RequestLimits): ImageInput {
+  if (typeof image === "string") {
+    if (image.trim().length === 0) throw new InputError("empty", 'the envelope\'s "image" is an empty string');
+    return { kind: "bytes", bytes: decodeBase64(image.trim(), limits) };
+  }
+  if (Array.isArray(image)) return { kind: "pixels", image: pixelsFromArray(image, limits) };
+  if (image !== null && typeof image === "object" && "data" in image) {
+    return { kind: "pixels", image: pixelsFromObject(image as Record<string, unknown>, limits) };
+  }
+  throw new InputError("bad-envelope", `the envelope's "image" is ${image === null ? "null" : typeof image}; it must be a base64 string, a data: URL or a pixel array`);
+}
+
+function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): Request {
+  const request: Request = { image };
+  const id = source.id ?? fallback.id;
+  if (id !== undefined && id !== null) {
+    if ((typeof id !== "string" && typeof id !== "number") || String(id).length > MAX_ID_LENGTH) {
+      throw new InputError("bad-envelope", `"id" must be a string or number of at most ${MAX_ID_LENGTH} characters`);
+    }
+    request.id = id;
+  }
+  const label = source.label ?? fallback.label;
+  if (label !== undefined && label !== null && label !== "") {
+    const digit = typeof label === "string" ? Number(label.trim()) : label;
+    if (typeof digit !== "number" || !Number.isInteger(digit) || digit < 0 || digit > 9) {
+      throw new InputError("bad-label", `"label" must be a digit 0–9, got ${JSON.stringify(label).slice(0, 40)}`);
+    }
+    request.label = digit;
+  }
+  const sentAt = source.sentAt ?? fallback.sentAt;
+  if (typeof sentAt === "number" && Number.isFinite(sentAt)) request.sentAt = sentAt;
+  return request;
+}
+
+function decodeBase64(text: string, limits: RequestLimits): Buffer {
+  let body = text;
+  if (body.startsWith("data:")) {
+    const comma = body.indexOf(",");
+    const header = comma < 0 ? body : body.slice(0, comma);
+    if (comma < 0 || !/;base64$/i.test(header)) {
+      throw new InputError("bad-base64", 'a data: URL must be base64-encoded ("data:image/png;base64,...")');
+    }
+    body = body.slice(comma + 1);
+  }
+  body = body.replace(/\s+/g, "");
+  if (!BASE64.test(body) || body.length % 4 === 1) {
+    throw new InputError("bad-base64", `the text is neither JSON nor valid base64 (${describeText(text)}); ${ACCEPTED}`);
+  }
+  if ((body.length * 3) / 4 > limits.maxBytes) {
+    throw new InputError("too-large", `the base64 image is about ${Math.round((body.length * 3) / 4)} bytes, over the limit of ${limits.maxBytes} bytes`);
+  }
+  const bytes = Buffer.from(body, "base64");
+  if (bytes.length === 0) throw new InputError("empty", "the base64 text decodes to 0 bytes");
+  return bytes;
+}
+
+function pixelsFromObject(value: Record<string, unknown>, limits: RequestLimits): RawImage {
+  const width = value.width;
+  const height = value.height;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || (width as number) < 1 || (height as number) < 1) {
+    throw new InputError("bad-pixels", "{data,width,height} needs positive whole numbers for width and height");
+  }
+  const data = value.data;
+  if (!Array.isArray(data) && !ArrayBuffer.isView(data)) throw new InputError("bad-pixels", "{data,width,height} needs data as an array of numbers");
+  return pixelsFromArray(data as ArrayLike<number>, limits, width as number, height as number);
+}
+
+/**
+ * Pixel values in 0–1 or 0–255 (decided by the largest value), one channel,
+ * or 2–4 interleaved channels when {data,width,height} says so by its length.
+ */
+function pixelsFromArray(data: ArrayLike<unknown>, limits: RequestLimits, width?: number, height?: number): RawImage {
+  const length = data.length;
+  if (width === undefined || height === undefined) {
+    if (length !== 784) throw new InputError("bad-pixels", `a pixel array must have 784 values (28×28), got ${length}; for other sizes send {data,width,height}`);
+    width = height = 28;
+  }
+  const pixels = width * height;
+  if (pixels > limits.maxPixels) throw new InputError("too-large", `${width}×${height} pixels is over the limit of ${limits.maxPixels} pixels`);
+  const channels = length / pixels;
+  if (![1, 2, 3, 4].includes(channels)) {
+    throw new InputError("bad-pixels", `${length} values do not fit ${width}×${height} pixels with 1–4 channels (expected ${pixels} for greyscale)`);
+  }
+  const values = new Float32Array(length);
+  let max = 0;
+  for (let i = 0; i < length; i++) {
+    const v = data[i];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 255) {
+      throw new InputError("bad-pixels", `pixel ${i} is ${typeof v === "number" ? String(v) : typeof v}; every value must be a number in 0–1 or 0–255`);
+    }
+    values[i] = v;
+    if (v > max) max = v;
+  }
+  return { data: values, width, height, channels, maxValue: max > 1 ? 255 : 1 };
+}
+
+function firstNonSpace(bytes: Buffer): number {
+  for (let i = 0; i < Math.min(bytes.length, 64); i++) {
+    const b = bytes[i];
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return b;
+  }
+  return -1;
+}
+
+/** Printable ASCII only in the first bytes: base64, a data: URL, or some other text. */
+function looksLikeText(bytes: Buffer): boolean {
+  const n = Math.min(bytes.length, 256);
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i];
+    if ((b < 0x20 || b > 0x7e) && b !== 0x09 && b !== 0x0a && b !== 0x0d) return false;
+  }
+  return true;
+}
+
+function describeText(text: string): string {
+  const start = text.slice(0, 24).replace(/[^\x20-\x7e]/g, "?");
+  return `it starts with "${start}${text.length > 24 ? "…" : ""}"`;
+}

@@ -1,0 +1,35 @@
+/**
+ * Why a request could not be classified. `code` is stable and machine-readable
+ * (it travels in error replies on `result/error`); `message` says what was
+ * wrong and what is accepted, for people reading a Catch node or debug panel.
+ */
+export type InputErrorCode =
+  | "empty"
+  | "too-large"
+  | "truncated"
+  | "corrupt"
+  | "unsupported"
+  | "bad-json"
+  | "bad-envelope"
+  | "bad-base64"
+  | "bad-pixels"
+  | "bad-label"
+  | "no-ink"
+  | "queue-full"
+  | "model"
+  | "closed";
+
+export class InputError extends Error {
+  /** The request's id, when it was readable, so an error reply can carry it. */
+  requestId?: string | number;
+
+  constructor(readonly code: InputErrorCode, message: string) {
+    super(message);
+    this.name = "InputError";
+  }
+}
+
+/** What every "accepted formats" hint says, so all errors agree. */
+export const ACCEPTED =
+  "accepted: image bytes (PNG, JPEG, WebP, GIF, TIFF, BMP), a base64 string or data: URL of one, " +
+  'a JSON envelope {"id","label","image":"<base64>"}, or pixels (784 numbers in 0–1 or 0–255, or {data,width,height})';

@@ -1,0 +1,72 @@
+// Decides how an encoded image gets to pixels. Small plain PNGs (the MQTT
+// chain's traffic) go to the inference worker undecoded, where the pure-JS
+// decoder handles them in microseconds; every other format goes through sharp,
+// which decodes on libuv's thread pool and so never blocks the event loop.
+import sharp from "sharp";
+import { ACCEPTED, InputError } from "./errors";
+import { canDecodeFast, isPng, readPngHeader } from "./png";
+import type { RawImage } from "./raw-image";
+
+/** What the worker receives: PNG bytes it decodes itself, or pixels. */
+export type WorkerImage = { kind: "png"; bytes: Uint8Array } | { kind: "raw"; image: RawImage };
+
+/** Larger PNGs are shrunk by sharp first: the worker should not average a 12-megapixel photo. */
+const FAST_PNG_MAX_PIXELS = 1024 * 1024;
+/** Photos are reduced to this size before preprocessing; the digit ends up 20 px tall anyway. */
+const WORKING_SIDE = 512;
+
+type Format = "png" | "jpeg" | "gif" | "webp" | "tiff" | "bmp" | "svg" | "pdf" | "html" | "unknown";
+
+export function sniffFormat(bytes: Uint8Array): Format {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 512));
+  if (isPng(bytes)) return "png";
+  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
+  const ascii = b.toString("latin1");
+  if (ascii.startsWith("GIF87a") || ascii.startsWith("GIF89a")) return "gif";
+  if (ascii.startsWith("RIFF") && ascii.slice(8, 12) === "WEBP") return "webp";
+  if (ascii.startsWith("II*\0") || ascii.startsWith("MM\0*")) return "tiff";
+  if (ascii.startsWith("BM") && b.length >= 26) return "bmp";
+  if (ascii.startsWith("%PDF")) return "pdf";
+  const lower = ascii.trimStart().toLowerCase();
+  if (lower.startsWith("<svg") || (lower.startsWith("<?xml") && lower.includes("<svg"))) return "svg";
+  if (lower.startsWith("<")) return "html";
+  return "unknown";
+}
+
+export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
+  const format = sniffFormat(bytes);
+  if (format === "png") {
+    const header = readPngHeader(bytes);
+    checkPixels(header.width, header.height, maxPixels);
+    if (canDecodeFast(header) && header.width * header.height <= FAST_PNG_MAX_PIXELS) return { kind: "png", bytes };
+  } else if (format === "svg" || format === "pdf" || format === "html" || format === "unknown") {
+    // SVG is refused on purpose: rendering it could fetch files it refers to.
+    const what = format === "unknown" ? "not a recognised image format" : `a ${format.toUpperCase()} document, not a raster image`;
+    throw new InputError("unsupported", `the bytes are ${what}; ${ACCEPTED}`);
+  }
+  return { kind: "raw", image: await decodeWithSharp(bytes, format, maxPixels) };
+}
+
+async function decodeWithSharp(bytes: Buffer, format: Format, maxPixels: number): Promise<RawImage> {
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "error", animated: false })
+      .rotate() // honour EXIF orientation: phone photos are often stored sideways
+      .resize({ width: WORKING_SIDE, height: WORKING_SIDE, fit: "inside", withoutEnlargement: true })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (/pixel limit/i.test(reason)) throw new InputError("too-large", `the ${format.toUpperCase()} is larger than the limit of ${maxPixels} pixels`);
+    if (format === "bmp" && /unsupported image format/i.test(reason)) {
+      throw new InputError("unsupported", `BMP is not supported by this system's image library; send PNG, JPEG, WebP, GIF or TIFF instead`);
+    }
+    throw new InputError("corrupt", `the ${format.toUpperCase()} could not be decoded (${reason.split("\n")[0]}); it may be truncated or corrupt`);
+  }
+}
+
+function checkPixels(width: number, height: number, maxPixels: number): void {
+  if (width * height > maxPixels) {
+    throw new InputError("too-large", `the image header says ${width}×${height} pixels, over the limit of ${maxPixels} pixels`);
+  }
+}

@@ -1,0 +1,252 @@
+// The main-thread side of inference: a bounded queue in front of one worker
+// thread. Whatever arrives while the worker is busy becomes the next batch, so
+// batches grow with load and a lone request is sent at once (no added latency).
+import { EventEmitter } from "events";
+import * as path from "path";
+import { performance } from "perf_hooks";
+import { Worker } from "worker_threads";
+import type { ModelInfo } from "./classifier";
+import type { ImageInput } from "./envelope";
+import { InputError } from "./errors";
+import { decodeForWorker, type WorkerImage } from "./image-decoder";
+import type { FromWorker, ItemResult } from "./worker-protocol";
+
+export type OverflowPolicy = "reject-newest" | "drop-oldest";
+
+export interface ServiceOptions {
+  modelFile: string;
+  maxBatch: number;
+  queueLimit: number;
+  overflow: OverflowPolicy;
+  maxPixels: number;
+  preview: boolean;
+}
+
+export interface Prediction {
+  digit: number;
+  confidence: number;
+  probabilities: number[];
+  inverted: boolean;
+  passthrough: boolean;
+  preview?: Buffer;
+  timings: { preprocessMs: number; queueMs: number; inferenceMs: number; batchSize: number };
+}
+
+export type ServiceState = "loading" | "ready" | "failed" | "closed";
+
+export interface ServiceStats {
+  accepted: number;
+  completed: number;
+  failed: number;
+  rejected: number;
+  dropped: number;
+  batches: number;
+  largestBatch: number;
+  workerRestarts: number;
+}
+
+interface Pending {
+  image: WorkerImage;
+  enqueuedAt: number;
+  resolve: (prediction: Prediction) => void;
+  reject: (err: Error) => void;
+}
+
+/** Two batches in flight keep the worker busy while the next one is handed over. */
+const MAX_IN_FLIGHT = 2;
+const CLOSE_DRAIN_MS = 5000;
+const RESTART_DELAY_MS = 1000;
+
+export class InferenceService extends EventEmitter {
+  state: ServiceState = "loading";
+  info?: ModelInfo;
+  loadError?: string;
+  readonly stats: ServiceStats = { accepted: 0, completed: 0, failed: 0, rejected: 0, dropped: 0, batches: 0, largestBatch: 0, workerRestarts: 0 };
+
+  private worker?: Worker;
+  private queue: Pending[] = [];
+  private decoding = 0;
+  private inFlight = new Map<number, Pending[]>();
+  private nextBatchId = 1;
+  private restartTimer?: NodeJS.Timeout;
+  private drained?: () => void;
+
+  constructor(private readonly options: ServiceOptions) {
+    super();
+    this.startWorker();
+  }
+
+  /** Requests waiting for the worker, including those still being decoded. */
+  get backlog(): number {
+    return this.queue.length + this.decoding;
+  }
+
+  async classify(input: ImageInput): Promise<Prediction> {
+    if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
+    if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
+    this.makeRoom();
+    this.stats.accepted++;
+    this.decoding++;
+    let image: WorkerImage;
+    try {
+      image = input.kind === "pixels" ? { kind: "raw", image: input.image } : await decodeForWorker(input.bytes, this.options.maxPixels);
+    } catch (err) {
+      this.stats.failed++;
+      throw err;
+    } finally {
+      this.decoding--;
+    }
+    return new Promise<Prediction>((resolve, reject) => {
+      this.queue.push({ image, enqueuedAt: performance.now(), resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Applies the overflow policy when the queue is full. */
+  private makeRoom(): void {
+    if (this.backlog < this.options.queueLimit) return;
+    if (this.options.overflow === "drop-oldest" && this.queue.length > 0) {
+      const oldest = this.queue.shift() as Pending;
+      this.stats.dropped++;
+      oldest.reject(new InputError("queue-full", `dropped: the queue was full (${this.options.queueLimit} requests) and the oldest request makes room for newer ones`));
+      return;
+    }
+    this.stats.rejected++;
+    throw new InputError("queue-full", `rejected: the queue is full (${this.options.queueLimit} requests waiting); retry later or raise the queue size`);
+  }
+
+  private pump(): void {
+    if (this.state !== "ready" && this.state !== "closed") return;
+    if (!this.worker || !this.info) return;
+    const batchLimit = Math.max(1, Math.min(this.options.maxBatch, this.info.maxBatch));
+    while (this.inFlight.size < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const batch = this.queue.splice(0, batchLimit);
+      const batchId = this.nextBatchId++;
+      this.inFlight.set(batchId, batch);
+      this.stats.batches++;
+      this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+      this.worker.postMessage({ type: "batch", batchId, images: batch.map((p) => p.image), preview: this.options.preview });
+    }
+    if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
+  }
+
+  private startWorker(): void {
+    const worker = new Worker(path.join(__dirname, "inference-worker.js"));
+    this.worker = worker;
+    worker.on("message", (message: FromWorker) => this.onWorkerMessage(message));
+    worker.on("error", (err) => this.onWorkerLost(worker, `the inference worker failed: ${err.message}`));
+    worker.on("exit", (code) => this.onWorkerLost(worker, `the inference worker exited (code ${code})`));
+    worker.postMessage({ type: "load", file: this.options.modelFile });
+  }
+
+  private onWorkerMessage(message: FromWorker): void {
+    switch (message.type) {
+      case "ready":
+        if (this.state === "closed") return void this.pump();
+        this.info = message.info;
+        this.state = "ready";
+        this.emit("state", this.state);
+        this.pump();
+        return;
+      case "load-failed":
+        this.loadError = message.message;
+        this.state = this.state === "closed" ? "closed" : "failed";
+        this.failAll(new InputError("model", `the model is not available: ${message.message}`));
+        this.emit("state", this.state);
+        return;
+      case "batch-done":
+        this.settle(message.batchId, message.results, message.inferenceMs);
+        this.pump();
+        return;
+      case "closed":
+        return;
+    }
+  }
+
+  private settle(batchId: number, results: ItemResult[], inferenceMs: number): void {
+    const batch = this.inFlight.get(batchId);
+    if (!batch) return;
+    this.inFlight.delete(batchId);
+    const now = performance.now();
+    batch.forEach((pending, i) => {
+      const result = results[i];
+      if (!result.ok) {
+        this.stats.failed++;
+        pending.reject(new InputError(result.code, result.message));
+        return;
+      }
+      this.stats.completed++;
+      const probabilities = Array.from(result.probabilities);
+      let digit = 0;
+      for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;
+      pending.resolve({
+        digit,
+        confidence: probabilities[digit],
+        probabilities,
+        inverted: result.inverted,
+        passthrough: result.passthrough,
+        preview: result.preview ? Buffer.from(result.preview) : undefined,
+        timings: {
+          preprocessMs: result.preprocessMs,
+          // Time waiting for the worker: everything but its own work on this batch.
+          queueMs: Math.max(0, now - pending.enqueuedAt - inferenceMs - result.preprocessMs),
+          inferenceMs,
+          batchSize: batch.length,
+        },
+      });
+    });
+  }
+
+  /** The worker died under us: fail what it held, keep the queue, and start a new one. */
+  private onWorkerLost(worker: Worker, reason: string): void {
+    if (worker !== this.worker) return;
+    this.worker = undefined;
+    for (const batch of this.inFlight.values()) {
+      for (const pending of batch) {
+        this.stats.failed++;
+        pending.reject(new InputError("model", `${reason}; the request was not classified`));
+      }
+    }
+    this.inFlight.clear();
+    if (this.state === "closed") return void this.drained?.();
+    this.state = "loading";
+    this.emit("state", this.state, reason);
+    this.stats.workerRestarts++;
+    this.restartTimer = setTimeout(() => this.startWorker(), RESTART_DELAY_MS);
+  }
+
+  private failAll(err: Error): void {
+    for (const pending of this.queue.splice(0)) {
+      this.stats.failed++;
+      pending.reject(err);
+    }
+  }
+
+  /** Finishes what was accepted (bounded in time), then frees the session and the worker. */
+  async close(): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const wasReady = this.state === "ready";
+    this.state = "closed";
+    if (wasReady && (this.queue.length > 0 || this.inFlight.size > 0)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+        this.drained = () => { clearTimeout(timer); resolve(); };
+      });
+    }
+    this.drained = undefined;
+    this.failAll(new InputError("closed", "the node was stopped or redeployed before the request was classified"));
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        worker.once("exit", () => { clearTimeout(timer); resolve(); });
+        worker.postMessage({ type: "close" });
+      });
+      await worker.terminate();
+    }
+    for (const batch of this.inFlight.values()) batch.forEach((p) => p.reject(new InputError("closed", "the node was stopped before the request was classified")));
+    this.inFlight.clear();
+    this.removeAllListeners();
+  }
+}

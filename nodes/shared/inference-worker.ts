@@ -1,0 +1,86 @@
+// The worker thread that owns the ONNX session: it decodes small PNGs,
+// preprocesses, and runs each batch, so Node-RED's event loop stays free.
+import { parentPort, type MessagePort } from "worker_threads";
+import { performance } from "perf_hooks";
+import { Classifier } from "./classifier";
+import { InputError } from "./errors";
+import { decodePng, encodeGreyPng } from "./png";
+import { preprocess, SIDE } from "./preprocess";
+import type { FromWorker, ItemResult, ToWorker } from "./worker-protocol";
+import type { WorkerImage } from "./image-decoder";
+
+if (!parentPort) throw new Error("inference-worker must run in a worker thread");
+const port: MessagePort = parentPort;
+
+let classifier: Classifier | undefined;
+const reply = (message: FromWorker) => port.postMessage(message);
+
+port.on("message", (message: ToWorker) => {
+  handle(message).catch((err) => {
+    // Unexpected: let the owning node see it as a worker error and restart us.
+    setImmediate(() => { throw err; });
+  });
+});
+
+async function handle(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case "load":
+      try {
+        classifier = await Classifier.create(message.file);
+        reply({ type: "ready", info: classifier.info });
+      } catch (err) {
+        reply({ type: "load-failed", message: (err as Error).message });
+      }
+      return;
+    case "batch":
+      return runBatch(message.batchId, message.images, message.preview);
+    case "close":
+      await classifier?.release();
+      classifier = undefined;
+      reply({ type: "closed" });
+      port.close();
+      return;
+  }
+}
+
+async function runBatch(batchId: number, images: WorkerImage[], preview: boolean): Promise<void> {
+  const results: ItemResult[] = new Array(images.length);
+  const pixels = new Float32Array(images.length * SIDE * SIDE);
+  const slots: number[] = []; // which results go to the model, in batch order
+  for (let i = 0; i < images.length; i++) {
+    const started = performance.now();
+    try {
+      const image = images[i];
+      const decoded = image.kind === "png" ? decodePng(image.bytes) : image.image;
+      const prepared = preprocess(decoded);
+      pixels.set(prepared.pixels, slots.length * SIDE * SIDE);
+      slots.push(i);
+      results[i] = {
+        ok: true,
+        probabilities: new Float32Array(0),
+        preprocessMs: performance.now() - started,
+        inverted: prepared.inverted,
+        passthrough: prepared.passthrough,
+        preview: preview ? toPreview(prepared.pixels) : undefined,
+      };
+    } catch (err) {
+      const known = err instanceof InputError;
+      results[i] = { ok: false, code: known ? err.code : "corrupt", message: known ? err.message : `the image could not be read (${(err as Error).message})` };
+    }
+  }
+  let inferenceMs = 0;
+  if (slots.length > 0) {
+    if (!classifier) throw new Error("batch before the model was loaded");
+    const started = performance.now();
+    const probabilities = await classifier.predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length);
+    inferenceMs = performance.now() - started;
+    slots.forEach((slot, k) => ((results[slot] as { probabilities: Float32Array }).probabilities = probabilities[k]));
+  }
+  reply({ type: "batch-done", batchId, results, inferenceMs });
+}
+
+function toPreview(pixels: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) bytes[i] = Math.round(pixels[i] * 255);
+  return encodeGreyPng(bytes, SIDE, SIDE);
+}

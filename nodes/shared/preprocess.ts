@@ -1,0 +1,185 @@
+// Turns any decoded image into the 28×28 input MNIST was made of: white ink on
+// black, the digit fitted into a 20×20 box (aspect kept) and centred by its
+// centre of mass (LeCun et al., "The MNIST database", normalisation notes).
+// This is what lets photos and scans work, not only perfect MNIST crops.
+import { InputError } from "./errors";
+import type { RawImage } from "./raw-image";
+
+export const SIDE = 28;
+const BOX = 20;
+
+export interface Preprocessed {
+  /** 784 values in 0–1, ink high, row-major. */
+  pixels: Float32Array;
+  /** The input had a light background and was inverted. */
+  inverted: boolean;
+  /** The input already was a 28×28 MNIST-style digit and was only re-centred. */
+  passthrough: boolean;
+}
+
+export function preprocess(image: RawImage): Preprocessed {
+  const { width, height } = image;
+  const grey = toGrey(image);
+
+  // A light border means dark ink on paper or a screen: flip to MNIST's polarity.
+  const borderLevel = median(borderValues(grey, width, height));
+  const inverted = borderLevel > 0.5;
+  if (inverted) for (let i = 0; i < grey.length; i++) grey[i] = 1 - grey[i];
+
+  const background = inverted ? 1 - borderLevel : borderLevel;
+  let peak = 0;
+  for (let i = 0; i < grey.length; i++) if (grey[i] > peak) peak = grey[i];
+  if (peak - background < 0.1) {
+    throw new InputError("no-ink", "the image shows no digit (it is blank or has almost no contrast); send a digit darker or lighter than its background");
+  }
+  // Clean MNIST-style input is left alone; anything else is stretched to 0–1
+  // with a noise floor, so grey paper and uneven light do not read as ink.
+  const clean = background < 0.02 && peak > 0.9;
+  if (!clean) {
+    const floor = 0.2;
+    for (let i = 0; i < grey.length; i++) {
+      const v = (grey[i] - background) / (peak - background);
+      grey[i] = v <= floor ? 0 : Math.min(1, (v - floor) / (1 - floor));
+    }
+  }
+
+  const box = inkBox(grey, width, height);
+  const longest = Math.max(box.right - box.left, box.bottom - box.top);
+  const passthrough = clean && !inverted && width === SIDE && height === SIDE && longest >= 16 && longest <= 22;
+  if (passthrough) return { pixels: centreByMass(grey, SIDE, SIDE), inverted, passthrough };
+
+  const scale = BOX / longest;
+  const outW = Math.max(1, Math.round((box.right - box.left) * scale));
+  const outH = Math.max(1, Math.round((box.bottom - box.top) * scale));
+  const fitted = resampleArea(grey, width, box, outW, outH);
+  return { pixels: centreByMass(fitted, outW, outH), inverted, passthrough };
+}
+
+/** Luminance in 0–1. Transparent pixels take the colour that contrasts with the ink. */
+function toGrey(image: RawImage): Float32Array {
+  const { data, width, height, channels } = image;
+  const max = image.maxValue ?? 255;
+  const n = width * height;
+  const grey = new Float32Array(n);
+  const hasAlpha = channels === 2 || channels === 4;
+  const colour = channels >= 3;
+  let inkSum = 0;
+  let inkWeight = 0;
+  let transparent = 0;
+  for (let i = 0; i < n; i++) {
+    const p = i * channels;
+    grey[i] = colour ? (0.299 * data[p] + 0.587 * data[p + 1] + 0.114 * data[p + 2]) / max : data[p] / max;
+    if (hasAlpha) {
+      const alpha = data[p + channels - 1] / max;
+      inkSum += grey[i] * alpha;
+      inkWeight += alpha;
+      if (alpha < 0.5) transparent++;
+    }
+  }
+  if (!hasAlpha || transparent === 0) return grey;
+  // Strokes drawn on a transparent canvas: composite over the opposite shade.
+  const backdrop = inkWeight > 0 && inkSum / inkWeight < 0.5 ? 1 : 0;
+  for (let i = 0; i < n; i++) {
+    const alpha = data[i * channels + channels - 1] / max;
+    grey[i] = alpha * grey[i] + (1 - alpha) * backdrop;
+  }
+  return grey;
+}
+
+function borderValues(grey: Float32Array, width: number, height: number): Float32Array {
+  const values: number[] = [];
+  for (let x = 0; x < width; x++) values.push(grey[x], grey[(height - 1) * width + x]);
+  for (let y = 1; y < height - 1; y++) values.push(grey[y * width], grey[y * width + width - 1]);
+  return Float32Array.from(values);
+}
+
+function median(values: Float32Array): number {
+  const sorted = values.slice().sort();
+  return sorted[sorted.length >> 1];
+}
+
+interface Box { left: number; top: number; right: number; bottom: number }
+
+/**
+ * The box holding the ink, trimmed from each side while the trimmed part holds
+ * under 0.5% of the ink, so a stray speck or a shadow at the edge of a photo
+ * does not stretch the crop. Right and bottom are exclusive.
+ */
+function inkBox(grey: Float32Array, width: number, height: number): Box {
+  const cols = new Float64Array(width);
+  const rows = new Float64Array(height);
+  let total = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = grey[y * width + x];
+      cols[x] += v;
+      rows[y] += v;
+      total += v;
+    }
+  }
+  const allowance = total * 0.005;
+  const [left, right] = trim(cols, allowance);
+  const [top, bottom] = trim(rows, allowance);
+  return { left, top, right, bottom };
+}
+
+function trim(profile: Float64Array, allowance: number): [number, number] {
+  let start = 0;
+  let end = profile.length;
+  let cut = 0;
+  while (start < end - 1 && cut + profile[start] <= allowance) cut += profile[start++];
+  cut = 0;
+  while (end - 1 > start && cut + profile[end - 1] <= allowance) cut += profile[--end];
+  return [start, end];
+}
+
+/** Area-averaging resample of the box into outW×outH: no aliasing when shrinking photos. */
+function resampleArea(grey: Float32Array, width: number, box: Box, outW: number, outH: number): Float32Array {
+  const out = new Float32Array(outW * outH);
+  const sx = (box.right - box.left) / outW;
+  const sy = (box.bottom - box.top) / outH;
+  for (let oy = 0; oy < outH; oy++) {
+    const y0 = box.top + oy * sy;
+    const y1 = y0 + sy;
+    for (let ox = 0; ox < outW; ox++) {
+      const x0 = box.left + ox * sx;
+      const x1 = x0 + sx;
+      let sum = 0;
+      for (let y = Math.floor(y0); y < Math.ceil(y1); y++) {
+        const wy = Math.min(y + 1, y1) - Math.max(y, y0);
+        for (let x = Math.floor(x0); x < Math.ceil(x1); x++) {
+          const wx = Math.min(x + 1, x1) - Math.max(x, x0);
+          sum += grey[y * width + x] * wx * wy;
+        }
+      }
+      out[oy * outW + ox] = Math.min(1, sum / (sx * sy));
+    }
+  }
+  return out;
+}
+
+/** Places the image in the 28×28 field so its centre of mass sits at the centre. */
+function centreByMass(image: Float32Array, width: number, height: number): Float32Array {
+  let mass = 0, mx = 0, my = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = image[y * width + x];
+      mass += v;
+      mx += v * x;
+      my += v * y;
+    }
+  }
+  // MNIST's own digits have their centre of mass at pixel (14, 14) on average.
+  const dx = Math.round(SIDE / 2 - mx / mass);
+  const dy = Math.round(SIDE / 2 - my / mass);
+  const out = new Float32Array(SIDE * SIDE);
+  for (let y = 0; y < height; y++) {
+    const ty = y + dy;
+    if (ty < 0 || ty >= SIDE) continue;
+    for (let x = 0; x < width; x++) {
+      const tx = x + dx;
+      if (tx >= 0 && tx < SIDE) out[ty * SIDE + tx] = image[y * width + x];
+    }
+  }
+  return out;
+}

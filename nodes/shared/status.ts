@@ -1,0 +1,28 @@
+// One place for status colours and shapes, so every node of the package looks
+// the same under the node: yellow ring loading, green dot ready, blue dot
+// working, red ring failed, grey ring stopped.
+import type { Node, NodeStatus } from "node-red";
+
+export type Phase = "loading" | "ready" | "working" | "failed" | "stopped";
+
+const LOOK: Record<Phase, Pick<NodeStatus, "fill" | "shape">> = {
+  loading: { fill: "yellow", shape: "ring" },
+  ready: { fill: "green", shape: "dot" },
+  working: { fill: "blue", shape: "dot" },
+  failed: { fill: "red", shape: "ring" },
+  stopped: { fill: "grey", shape: "ring" },
+};
+
+/** Status text is short (about 20 characters); the details go to the log or the message. */
+export function showStatus(node: Node, phase: Phase, text: string): void {
+  node.status({ ...LOOK[phase], text: text.length > 32 ? `${text.slice(0, 31)}…` : text });
+}
+
+export function clearStatus(node: Node): void {
+  node.status({});
+}
+
+/** Percent with one decimal, as the status line and summaries show it. */
+export function percent(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)}%`;
+}

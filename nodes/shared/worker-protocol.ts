@@ -1,0 +1,27 @@
+// Messages between an mnist-infer node (main thread) and its inference worker.
+import type { ModelInfo } from "./classifier";
+import type { InputErrorCode } from "./errors";
+import type { WorkerImage } from "./image-decoder";
+
+export type ToWorker =
+  | { type: "load"; file: string }
+  | { type: "batch"; batchId: number; images: WorkerImage[]; preview: boolean }
+  | { type: "close" };
+
+export type ItemResult =
+  | {
+      ok: true;
+      probabilities: Float32Array;
+      preprocessMs: number;
+      inverted: boolean;
+      passthrough: boolean;
+      /** The 28×28 input the model saw, as a greyscale PNG, when asked for. */
+      preview?: Uint8Array;
+    }
+  | { ok: false; code: InputErrorCode; message: string };
+
+export type FromWorker =
+  | { type: "ready"; info: ModelInfo }
+  | { type: "load-failed"; message: string }
+  | { type: "batch-done"; batchId: number; results: ItemResult[]; inferenceMs: number }
+  | { type: "closed" };
