@@ -58,6 +58,9 @@ const CLOSE_DRAIN_MS = 5000;
 const RESTART_DELAY_MS = 1000;
 
 export class InferenceService extends EventEmitter {
+  /** Worker threads alive across all services: lets tests prove redeploys leak none. */
+  static liveWorkers = 0;
+
   state: ServiceState = "loading";
   info?: ModelInfo;
   loadError?: string;
@@ -132,6 +135,8 @@ export class InferenceService extends EventEmitter {
 
   private startWorker(): void {
     const worker = new Worker(path.join(__dirname, "inference-worker.js"));
+    InferenceService.liveWorkers++;
+    worker.once("exit", () => InferenceService.liveWorkers--);
     this.worker = worker;
     worker.on("message", (message: FromWorker) => this.onWorkerMessage(message));
     worker.on("error", (err) => this.onWorkerLost(worker, `the inference worker failed: ${err.message}`));

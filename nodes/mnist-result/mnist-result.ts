@@ -1,0 +1,139 @@
+// mnist-result: the end of the chain. Reads the results (and error replies)
+// that come back over MQTT, keeps live statistics on them, and passes on a
+// readable line per result and, on request or every N results, a summary.
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
+import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
+import type { ErrorReply } from "../shared/contract";
+import { ResultStatistics } from "../shared/statistics";
+import { clearStatus, percent, showStatus } from "../shared/status";
+
+interface MnistResultDef extends NodeDef {
+  summaryEvery: string | number;
+  perResult: boolean;
+}
+
+const DEFAULT_SUMMARY_EVERY = 100;
+
+/** Status changes at most this often: at thousands of results a second the editor need not see each. */
+const STATUS_INTERVAL_MS = 250;
+
+type LastEvent = { kind: "result" } | { kind: "error-reply"; code: string } | { kind: "unreadable" } | { kind: "reset" };
+
+export = function (RED: NodeAPI) {
+  function MnistResultNode(this: Node, config: MnistResultDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const summaryEvery = wholeOrZero(config.summaryEvery, DEFAULT_SUMMARY_EVERY);
+    // Older or hand-written flows may lack the field: per-result messages are the default.
+    const perResult = config.perResult !== false;
+    const stats = new ResultStatistics(Date.now());
+
+    let lastEvent: LastEvent = { kind: "reset" };
+    let lastStatusAt = 0;
+    let statusTimer: NodeJS.Timeout | undefined;
+
+    showStatus(node, "ready", RED._("mnist-result.status.waiting"));
+
+    /** Shows the latest prediction and the running accuracy, at most every STATUS_INTERVAL_MS. */
+    function refreshStatus(): void {
+      if (statusTimer) return;
+      const wait = Math.max(0, lastStatusAt + STATUS_INTERVAL_MS - Date.now());
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        lastStatusAt = Date.now();
+        const last = stats.latest;
+        if (lastEvent.kind === "unreadable") {
+          showStatus(node, "failed", RED._("mnist-result.status.unreadable"));
+        } else if (lastEvent.kind === "error-reply") {
+          showStatus(node, "failed", `${RED._("mnist-result.status.error-reply")} ${lastEvent.code}`);
+        } else if (lastEvent.kind === "reset" || !last) {
+          showStatus(node, "ready", RED._("mnist-result.status.waiting"));
+        } else {
+          const confidence = last.confidence === null ? "" : ` (${percent(last.confidence)})`;
+          const accuracy = stats.accuracy === null ? "" : ` · ${RED._("mnist-result.status.accuracy")} ${percent(stats.accuracy)}`;
+          showStatus(node, "ready", `${last.digit}${confidence}${accuracy}`);
+        }
+      }, wait);
+    }
+
+    node.on("input", (msg: NodeMessageInFlow, send, done) => {
+      const now = Date.now();
+      try {
+        const incoming = readIncoming(msg as NodeMessageInFlow & { command?: unknown });
+        // A result is not a retained message of ours: never republish it retained by accident.
+        delete (msg as { retain?: unknown }).retain;
+        if (incoming.kind === "command") {
+          if (incoming.command === "reset") {
+            stats.reset(now);
+            lastEvent = { kind: "reset" };
+            refreshStatus();
+          }
+          // A reset answers with the cleared statistics, so a dashboard shows them at once.
+          msg.payload = stats.summary(now);
+          send([null, msg]);
+        } else if (incoming.kind === "error-reply") {
+          stats.recordError(incoming.reply.error.code);
+          lastEvent = { kind: "error-reply", code: incoming.reply.error.code };
+          refreshStatus();
+          if (perResult) {
+            msg.payload = describeError(incoming.reply);
+            (msg as NodeMessage & { result?: unknown }).result = incoming.reply;
+            send([msg, null]);
+          }
+        } else {
+          const result = incoming.result;
+          Object.assign(result, stats.record(result, now, result.legacy));
+          lastEvent = { kind: "result" };
+          refreshStatus();
+          let summary: NodeMessage | null = null;
+          if (summaryEvery > 0 && stats.results % summaryEvery === 0) summary = { payload: stats.summary(now) };
+          if (perResult) {
+            msg.payload = describeResult(result);
+            (msg as NodeMessage & { result?: unknown }).result = result;
+          }
+          if (perResult || summary) send([perResult ? msg : null, summary]);
+        }
+        done();
+      } catch (err) {
+        if (err instanceof UnreadableMessage && err.code === "unreadable") {
+          stats.recordUnparseable();
+          lastEvent = { kind: "unreadable" };
+          refreshStatus();
+        }
+        done(err as Error);
+      }
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      try {
+        if (statusTimer) clearTimeout(statusTimer);
+        statusTimer = undefined;
+        clearStatus(node);
+      } finally {
+        done();
+      }
+    });
+  }
+
+  RED.nodes.registerType("mnist-result", MnistResultNode);
+};
+
+/** `7 (99.1%) ✓ label 7`, `3 (55.0%) ✗ label 5`, `7 (99.1%)`, or `7` for the original chain's plain text. */
+function describeResult(result: ReadResult): string {
+  let text = String(result.digit);
+  if (result.confidence !== undefined) text += ` (${percent(result.confidence)})`;
+  if (result.label !== undefined) text += ` ${result.correct ? "✓" : "✗"} label ${result.label}`;
+  return text;
+}
+
+/** `error corrupt (id a1): the image is truncated…` */
+function describeError(reply: ErrorReply): string {
+  const id = reply.id === undefined ? "" : ` (id ${reply.id})`;
+  return `error ${reply.error.code}${id}${reply.error.message ? `: ${reply.error.message}` : ""}`;
+}
+
+function wholeOrZero(value: string | number | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 ? Math.floor(n) : fallback;
+}

@@ -1,0 +1,276 @@
+"use strict";
+// mnist-infer in a real Node-RED runtime with the shipped model: real
+// inference, every accepted input form, every kind of bad input, the loading
+// queue, and redeploys.
+const { describe, it, before, after, afterEach } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const sharp = require("sharp");
+const { load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
+const { loadSamples } = require("./support/samples");
+
+const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
+const catchNode = require("@node-red/nodes/core/common/25-catch.js");
+const { InferenceService } = require("../dist/nodes/shared/inference-service.js");
+
+const samples = loadSamples();
+
+/** infer → out, and a Catch node on the tab → errors. */
+function flow(inferConfig = {}) {
+  return [
+    { id: "tab", type: "tab", label: "test" },
+    { id: "infer", type: "mnist-infer", z: "tab", name: "infer", wires: [["out"]], ...inferConfig },
+    { id: "out", type: "helper", z: "tab" },
+    { id: "catch", type: "catch", z: "tab", scope: null, uncaught: false, wires: [["errors"]] },
+    { id: "errors", type: "helper", z: "tab" },
+  ];
+}
+
+async function loadInfer(config) {
+  await load([inferNode, catchNode], flow(config));
+  return require("./support/flow").helper.getNode("infer");
+}
+
+/** Sends one message and resolves with the result message or the caught error message. */
+function classify(node, msg) {
+  const result = Promise.race([collect("out", 1).then(([m]) => ({ ok: m })), collect("errors", 1).then(([m]) => ({ error: m }))]);
+  node.receive(msg);
+  return result;
+}
+
+async function expectDigit(node, msg, digit) {
+  const outcome = await classify(node, msg);
+  assert.ok(outcome.ok, `expected a result, got error: ${outcome.error && outcome.error.error.message}`);
+  assert.equal(outcome.ok.payload.digit, digit);
+  return outcome.ok;
+}
+
+async function expectError(node, msg, code, pattern) {
+  const outcome = await classify(node, msg);
+  assert.ok(outcome.error, `expected an error, got digit ${outcome.ok && outcome.ok.payload.digit}`);
+  assert.equal(outcome.error.error.code, code, outcome.error.error.message);
+  if (pattern) assert.match(outcome.error.error.message, pattern);
+  assert.equal(outcome.error.error.source.id, "infer");
+  return outcome.error;
+}
+
+/** A sample digit made to look like a photo: dark ink on grey paper, large, uneven light, noise, JPEG. */
+async function photoOf(sample) {
+  const size = 240;
+  const { data } = await sharp(sample.bytes).resize(size - 60, size - 60, { kernel: "cubic" }).extend({ top: 30, bottom: 30, left: 30, right: 30, background: 0 }).raw().toBuffer({ resolveWithObject: true });
+  const rgb = Buffer.alloc(size * size * 3);
+  let seed = 7;
+  const noise = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 30;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const paper = 200 + (x / size) * 40 - (y / size) * 20; // light falls off across the page
+      const ink = data[y * size + x] / 255;
+      const value = Math.max(0, Math.min(255, paper * (1 - 0.8 * ink) + noise()));
+      rgb.set([value, value * 0.97, value * 0.9], (y * size + x) * 3);
+    }
+  }
+  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).rotate(6, { background: "#d8d0c0" }).jpeg({ quality: 80 }).toBuffer();
+}
+
+describe("mnist-infer", () => {
+  before(startServer);
+  after(stopServer);
+  afterEach(unload);
+
+  it("loads with defaults and becomes ready", async () => {
+    await load([inferNode], [{ id: "infer", type: "mnist-infer" }]);
+    const node = require("./support/flow").helper.getNode("infer");
+    assert.equal(node.type, "mnist-infer");
+    await statusOf("infer", (s) => s.fill === "green");
+  });
+
+  it("classifies the shipped held-out PNGs with at least 98% accuracy, each answered once", async () => {
+    const node = await loadInfer();
+    const results = collect("out", samples.length, 60000);
+    samples.forEach((s, i) => node.receive({ payload: s.bytes, id: `s${i}`, label: s.label }));
+    const msgs = await results;
+    const ids = new Set(msgs.map((m) => m.payload.id));
+    assert.equal(ids.size, samples.length, "every request answered exactly once");
+    let correct = 0;
+    for (const m of msgs) {
+      const r = m.payload;
+      const sample = samples[Number(String(r.id).slice(1))];
+      assert.equal(r.label, sample.label, "the result carries its own request's label");
+      assert.equal(r.correct, r.digit === r.label);
+      assert.equal(r.probabilities.length, 10);
+      assert.ok(Math.abs(r.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+      assert.equal(r.confidence, Math.max(...r.probabilities));
+      assert.match(r.model.sha256, /^[0-9a-f]{64}$/);
+      assert.ok(r.timings.inferenceMs >= 0 && r.timings.batchSize >= 1);
+      if (r.correct) correct++;
+    }
+    const accuracy = correct / samples.length;
+    console.log(`# held-out accuracy through the node: ${(accuracy * 100).toFixed(2)}% (${correct}/${samples.length})`);
+    assert.ok(accuracy >= 0.98, `accuracy ${accuracy}`);
+    assert.ok(msgs.some((m) => m.payload.timings.batchSize > 1), "a burst is run in batches");
+  });
+
+  it("accepts the JSON envelope as object, JSON text and JSON bytes", async () => {
+    const node = await loadInfer();
+    const s = samples[0];
+    const envelope = { id: "e1", label: s.label, image: s.bytes.toString("base64"), sentAt: 1700000000000 };
+    for (const payload of [envelope, JSON.stringify(envelope), Buffer.from(JSON.stringify(envelope))]) {
+      const m = await expectDigit(node, { payload }, s.label);
+      assert.equal(m.payload.id, "e1");
+      assert.equal(m.id, "e1");
+      assert.equal(m.payload.label, s.label);
+      assert.equal(m.payload.correct, true);
+      assert.equal(m.payload.sentAt, 1700000000000);
+    }
+  });
+
+  it("accepts base64 text, a data: URL, pixel arrays in 0–1 and 0–255, and {data,width,height}", async () => {
+    const node = await loadInfer();
+    const s = samples[1];
+    const { data } = await sharp(s.bytes).raw().toBuffer({ resolveWithObject: true });
+    const bytes255 = Array.from(data);
+    await expectDigit(node, { payload: s.bytes.toString("base64") }, s.label);
+    await expectDigit(node, { payload: `data:image/png;base64,${s.bytes.toString("base64")}` }, s.label);
+    await expectDigit(node, { payload: bytes255 }, s.label);
+    await expectDigit(node, { payload: bytes255.map((v) => v / 255) }, s.label);
+    await expectDigit(node, { payload: { data: bytes255, width: 28, height: 28 } }, s.label);
+    await expectDigit(node, { payload: { id: 3, image: bytes255 } }, s.label);
+  });
+
+  it("reads JPEG, WebP, GIF and TIFF through sharp, and a property other than payload", async () => {
+    const node = await loadInfer({ property: "image", output: "prediction" });
+    const s = samples[2];
+    for (const format of ["jpeg", "webp", "gif", "tiff"]) {
+      const bytes = await sharp(s.bytes).resize(112, 112).toFormat(format).toBuffer();
+      const outcome = await classify(node, { image: bytes, payload: "untouched" });
+      assert.ok(outcome.ok, `${format}: ${outcome.error && outcome.error.error.message}`);
+      assert.equal(outcome.ok.prediction.digit, s.label, format);
+      assert.equal(outcome.ok.payload, "untouched");
+    }
+  });
+
+  it("recognises photo-like digits: dark ink on uneven light paper, rotated, JPEG", async () => {
+    const node = await loadInfer();
+    const picks = samples.slice(0, 40);
+    let correct = 0;
+    for (const s of picks) {
+      const outcome = await classify(node, { payload: await photoOf(s) });
+      assert.ok(outcome.ok, outcome.error && outcome.error.error.message);
+      assert.equal(outcome.ok.payload.inverted, true, "a light background is detected and inverted");
+      if (outcome.ok.payload.digit === s.label) correct++;
+    }
+    console.log(`# photo-like digits recognised: ${correct}/${picks.length}`);
+    assert.ok(correct / picks.length >= 0.9, `${correct}/${picks.length}`);
+  });
+
+  it("takes id and label from msg.id / msg.label when the image carries none", async () => {
+    const node = await loadInfer();
+    const s = samples[3];
+    const wrong = (s.label + 1) % 10;
+    const m = await expectDigit(node, { payload: s.bytes, id: 42, label: String(wrong) }, s.label);
+    assert.equal(m.payload.id, 42);
+    assert.equal(m.payload.label, wrong);
+    assert.equal(m.payload.correct, false);
+  });
+
+  it("outputs the 28×28 image the model saw when asked", async () => {
+    const node = await loadInfer({ preview: true });
+    const m = await expectDigit(node, { payload: samples[4].bytes }, samples[4].label);
+    const meta = await sharp(m.preview).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ["png", 28, 28, 1]);
+  });
+
+  describe("bad input: a clear error for a Catch node, and the next message still works", () => {
+    const png = () => samples[5].bytes;
+    const hugePng = () => {
+      const b = Buffer.from(png());
+      b.writeUInt32BE(60000, 16);
+      b.writeUInt32BE(60000, 20);
+      return b;
+    };
+    const cases = [
+      ["an empty buffer", () => Buffer.alloc(0), "empty"],
+      ["an empty string", () => "", "empty"],
+      ["a missing property", () => undefined, "empty"],
+      ["one byte", () => Buffer.from([0x89]), "unsupported"],
+      ["random bytes", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)), "unsupported"],
+      ["plain text", () => "hello, is this a digit?", "bad-base64", /neither JSON nor valid base64/],
+      ["HTML", () => Buffer.from("<!doctype html><html><body>7</body></html>"), "bad-base64"],
+      ["a PDF", () => Buffer.concat([Buffer.from("%PDF-1.7\n"), Buffer.alloc(200, 0xe2)]), "unsupported", /PDF/],
+      ["an SVG referring to an external file", () => Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>').toString("base64"), "unsupported", /SVG/],
+      ["a truncated PNG", () => png().subarray(0, 60), "truncated"],
+      ["a PNG whose header claims 60000×60000 pixels", hugePng, "too-large", /60000×60000/],
+      ["a payload over the size limit", () => Buffer.alloc(6 * 1024 * 1024, 1), "too-large"],
+      ["JSON without an image", () => ({ id: "x1", label: 3 }), "bad-envelope", /no "image" field/],
+      ["broken JSON text", () => '{"id": "x2", "image": ', "bad-json"],
+      ["invalid base64 in an envelope", () => ({ id: "x3", image: "***not base64***" }), "bad-base64"],
+      ["a pixel array of the wrong length", () => new Array(100).fill(0), "bad-pixels", /784 values/],
+      ["pixels that are NaN", () => new Array(784).fill(Number.NaN), "bad-pixels", /NaN/],
+      ["pixels that are Infinity", () => new Array(784).fill(Number.POSITIVE_INFINITY), "bad-pixels"],
+      ["pixels of 1e308", () => new Array(784).fill(1e308), "bad-pixels"],
+      ["a label that is not a digit", () => ({ label: 12, image: png().toString("base64") }), "bad-label"],
+      ["a blank image", () => new Array(784).fill(0), "no-ink"],
+      ["a corrupt JPEG", () => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(100, 7)]), "corrupt"],
+    ];
+    for (const [name, payload, code, pattern] of cases) {
+      it(`refuses ${name} (${code})`, async () => {
+        const node = await loadInfer();
+        await expectError(node, { payload: payload() }, code, pattern);
+        await expectDigit(node, { payload: png() }, samples[5].label);
+      });
+    }
+
+    it("keeps the request id on an error when the envelope had one", async () => {
+      const node = await loadInfer();
+      const err = await expectError(node, { payload: { id: "keep-me", image: "!!!" } }, "bad-base64");
+      assert.equal(err.id, "keep-me");
+    });
+  });
+
+  it("queues messages that arrive while the model loads, and answers them all", async () => {
+    const node = await loadInfer();
+    const pending = collect("out", 20);
+    samples.slice(0, 20).forEach((s, i) => node.receive({ payload: s.bytes, id: i }));
+    const msgs = await pending;
+    assert.deepEqual(msgs.map((m) => m.payload.id).sort((a, b) => a - b), [...Array(20).keys()]);
+  });
+
+  it("rejects new requests with queue-full when the queue is full", async () => {
+    const node = await loadInfer({ queueSize: 5 });
+    const outcomes = Promise.all([collect("out", 5), collect("errors", 5)]);
+    samples.slice(0, 10).forEach((s, i) => node.receive({ payload: s.bytes, id: i }));
+    const [ok, errors] = await outcomes;
+    assert.deepEqual(ok.map((m) => m.id).sort(), [0, 1, 2, 3, 4]);
+    assert.ok(errors.every((m) => m.error.code === "queue-full"));
+  });
+
+  it("reports a missing model clearly and fails requests instead of hanging", async () => {
+    await loadInfer({ model: "models/no-such-model.onnx" });
+    const status = await statusOf("infer", "red");
+    assert.equal(status.text, "mnist-infer.status.model-failed");
+    const node = require("./support/flow").helper.getNode("infer");
+    await expectError(node, { payload: samples[0].bytes }, "model", /not found/);
+  });
+
+  it("refuses a file that is not an ONNX model", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-model-"));
+    const bogus = path.join(dir, "bogus.onnx");
+    fs.writeFileSync(bogus, "this is not a model");
+    await loadInfer({ model: bogus });
+    await statusOf("infer", "red");
+    const node = require("./support/flow").helper.getNode("infer");
+    await expectError(node, { payload: samples[0].bytes }, "model", /not a loadable ONNX model/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("releases its worker on every redeploy", async () => {
+    for (let i = 0; i < 10; i++) {
+      const node = await loadInfer();
+      await expectDigit(node, { payload: samples[i].bytes }, samples[i].label);
+      await unload();
+    }
+    assert.equal(InferenceService.liveWorkers, 0, "no worker thread outlives its node");
+  });
+});

@@ -1,0 +1,392 @@
+"use strict";
+// mnist-result in a Node-RED runtime: every accepted input form, the
+// statistics after known sequences (exact numbers), summaries, reset,
+// unreadable input seen by a Catch node, and the throttled status.
+const { describe, it, before, after, afterEach } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const path = require("path");
+const { helper, load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
+
+const catalogue = require("../dist/nodes/mnist-result/locales/en-US/mnist-result.json");
+const registerResultNode = require("../dist/nodes/mnist-result/mnist-result.js");
+
+/**
+ * The helper's RED._ returns keys, and status text is cut at 32 characters:
+ * translate from the shipped en-US catalogue instead, so the status is
+ * asserted as users see it and a missing key shows up as the key.
+ */
+function resultNode(RED) {
+  RED._ = (key, substitutions = {}) => {
+    const text = key.split(".").reduce((entry, part) => (entry && typeof entry === "object" ? entry[part] : undefined), catalogue);
+    return typeof text === "string" ? text.replace(/__(\w+)__/g, (_, name) => String(substitutions[name])) : key;
+  };
+  return registerResultNode(RED);
+}
+const { LatencyReservoir } = require("../dist/nodes/shared/statistics.js");
+
+/**
+ * result → out (per result) and summary; a Catch node → errors and a Complete
+ * node → completed, so every message ends in exactly one of the two.
+ */
+function flow(resultConfig = {}) {
+  return [
+    { id: "tab", type: "tab", label: "test" },
+    { id: "result", type: "mnist-result", z: "tab", name: "live accuracy", wires: [["out"], ["summary"]], ...resultConfig },
+    { id: "out", type: "helper", z: "tab" },
+    { id: "summary", type: "helper", z: "tab" },
+    { id: "catcher", type: "catch", z: "tab", scope: ["result"], uncaught: false, wires: [["errors"]] },
+    { id: "errors", type: "helper", z: "tab" },
+    { id: "completer", type: "complete", z: "tab", scope: ["result"], uncaught: false, wires: [["completed"]] },
+    { id: "completed", type: "helper", z: "tab" },
+  ];
+}
+
+/** Loads the flow; records everything that reaches out, summary and errors. */
+async function start(config) {
+  await load([resultNode], flow(config));
+  const seen = { out: [], summary: [], errors: [], completed: [] };
+  for (const id of Object.keys(seen)) helper.getNode(id).on("input", (m) => seen[id].push(m));
+  const node = helper.getNode("result");
+
+  /** Sends messages and resolves once each has ended in done() or done(err), and its outputs have arrived. */
+  async function send(...msgs) {
+    const before = seen.completed.length + seen.errors.length;
+    for (const msg of msgs) node.receive(msg);
+    const deadline = Date.now() + 5000;
+    while (seen.completed.length + seen.errors.length < before + msgs.length) {
+      if (Date.now() > deadline) throw new Error(`only ${seen.completed.length + seen.errors.length - before} of ${msgs.length} messages finished`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** Asks for a summary and resolves with its statistics object. */
+  async function summary() {
+    const next = collect("summary", 1, 2000);
+    node.receive({ command: "summary" });
+    const [msg] = await next;
+    return msg.payload;
+  }
+
+  return { node, seen, send, summary };
+}
+
+/** A result as mnist-infer publishes it. */
+function result(digit, fields = {}) {
+  const probabilities = new Array(10).fill(0.001);
+  probabilities[digit] = 0.991;
+  return {
+    digit,
+    confidence: 0.991,
+    probabilities,
+    model: { name: "mnist-cnn", sha256: "0".repeat(64) },
+    timings: { preprocessMs: 0.2, queueMs: 0.1, inferenceMs: 1.5, batchSize: 1 },
+    inverted: false,
+    ...fields,
+  };
+}
+
+/** Records every status the node shows from now on. */
+function recordStatus(node) {
+  const shown = [];
+  const original = node.status.bind(node);
+  node.status = (status) => {
+    shown.push(status);
+    original(status);
+  };
+  return shown;
+}
+
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("mnist-result", () => {
+  before(startServer);
+  after(stopServer);
+  afterEach(unload);
+
+  it("loads with defaults: a line per result and a summary every 100 results", async () => {
+    await load([resultNode], [{ id: "result", type: "mnist-result" }]);
+    const node = helper.getNode("result");
+    assert.equal(node.type, "mnist-result");
+    // The first status is shown in the constructor, before a test can listen: read it from the helper's spy.
+    const first = helper._NodePrototype.status.getCalls().find((call) => call.thisValue === node);
+    assert.deepEqual(first.args[0], { fill: "green", shape: "dot", text: "waiting for results" });
+    await unload();
+
+    const { seen, send } = await start();
+    const msgs = Array.from({ length: 100 }, (_, i) => ({ topic: "result", payload: result(i % 10, { id: i, label: i % 10 }) }));
+    await send(...msgs);
+    assert.equal(seen.errors.length, 0);
+    assert.equal(seen.out.length, 100);
+    assert.equal(seen.summary.length, 1);
+    assert.equal(seen.summary[0].payload.count, 100);
+    assert.equal(seen.summary[0].payload.accuracy, 1);
+  });
+
+  it("reads a result as an object, JSON text and a Buffer of JSON", async () => {
+    const { seen, send } = await start();
+    const r = result(7, { id: "a1", label: 7, sentAt: Date.now() });
+    await send(
+      { topic: "result", payload: r, retain: true, qos: 1 },
+      { topic: "result", payload: JSON.stringify({ ...r, id: "a2" }) },
+      { topic: "result", payload: Buffer.from(JSON.stringify({ ...r, id: "a3", label: 3 })) },
+    );
+    assert.equal(seen.errors.length, 0, seen.errors.map((m) => m.error.message).join("\n"));
+    assert.deepEqual(seen.out.map((m) => m.payload), ["7 (99.1%) ✓ label 7", "7 (99.1%) ✓ label 7", "7 (99.1%) ✗ label 3"]);
+    const first = seen.out[0];
+    assert.equal(first.topic, "result", "other properties pass through");
+    assert.equal(first.retain, undefined, "retain is not carried on");
+    assert.equal(first.result.digit, 7);
+    assert.equal(first.result.confidence, 0.991);
+    assert.equal(first.result.id, "a1");
+    assert.equal(first.result.correct, true);
+    assert.equal(first.result.legacy, false);
+    assert.equal(first.result.duplicate, false);
+    assert.equal(first.result.model.name, "mnist-cnn");
+    assert.equal(first.result.probabilities.length, 10);
+    assert.equal(seen.out[2].result.correct, false);
+  });
+
+  it("reads the original chain's plain text: tensor([7]), its variants and a bare digit", async () => {
+    const { seen, send, summary } = await start();
+    const inputs = ["tensor([7])", Buffer.from("tensor([4])"), "tensor([3], device='cuda:0')", "tensor([[2]])", "tensor(5)", " 6\n", 8, "tensor([1.])"];
+    await send(...inputs.map((payload) => ({ topic: "result", payload })));
+    assert.equal(seen.errors.length, 0, seen.errors.map((m) => m.error.message).join("\n"));
+    assert.deepEqual(seen.out.map((m) => m.payload), ["7", "4", "3", "2", "5", "6", "8", "1"]);
+    assert.ok(seen.out.every((m) => m.result.legacy === true && m.result.confidence === undefined));
+    const stats = await summary();
+    assert.equal(stats.count, 8);
+    assert.equal(stats.legacy, 8);
+    assert.equal(stats.labelled, 0);
+    assert.equal(stats.accuracy, null);
+    assert.equal(stats.last.digit, 1);
+    assert.equal(stats.last.confidence, null);
+  });
+
+  it("counts accuracy, predictions and the confusion matrix exactly", async () => {
+    const { send, summary } = await start();
+    // [label, predicted]; the last result carries no label.
+    const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];
+    await send(...pairs.map(([label, digit]) => ({ payload: result(digit, { label }) })), { payload: result(5) });
+    const stats = await summary();
+    assert.equal(stats.count, 10);
+    assert.equal(stats.labelled, 9);
+    assert.equal(stats.correct, 6);
+    assert.equal(stats.accuracy, 6 / 9);
+    assert.deepEqual(stats.predictions, [0, 2, 0, 3, 0, 1, 0, 3, 1, 0]);
+    const expected = Array.from({ length: 10 }, () => new Array(10).fill(0));
+    for (const [label, digit] of pairs) expected[label][digit]++;
+    assert.deepEqual(stats.confusion, expected);
+    assert.equal(stats.confusion[7][1], 1, "rows are labels, columns predictions");
+    assert.deepEqual(stats.last, { ...stats.last, digit: 5, confidence: 0.991, label: null, correct: null, id: null });
+  });
+
+  it("computes per-digit precision, recall and F1", async () => {
+    const { send, summary } = await start();
+    const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];
+    await send(...pairs.map(([label, digit]) => ({ payload: result(digit, { label }) })), { payload: result(5) });
+    const { perDigit } = await summary();
+    assert.equal(perDigit.length, 10);
+    const close = (a, b) => assert.ok(Math.abs(a - b) < 1e-12, `${a} ≠ ${b}`);
+    // 7: predicted 3 times among labelled (2 right), labelled 3 times (2 found).
+    assert.equal(perDigit[7].support, 3);
+    close(perDigit[7].precision, 2 / 3);
+    close(perDigit[7].recall, 2 / 3);
+    close(perDigit[7].f1, 2 / 3);
+    assert.deepEqual(perDigit[1], { digit: 1, support: 2, precision: 0.5, recall: 0.5, f1: 0.5 });
+    assert.deepEqual(perDigit[3], { digit: 3, support: 3, precision: 1, recall: 1, f1: 1 });
+    // 2 was never predicted, 8 never a label: one side is undefined, the other 0.
+    assert.deepEqual(perDigit[2], { digit: 2, support: 1, precision: null, recall: 0, f1: 0 });
+    assert.deepEqual(perDigit[8], { digit: 8, support: 0, precision: 0, recall: null, f1: 0 });
+    // 5 was predicted only without a label: nothing is known.
+    assert.deepEqual(perDigit[5], { digit: 5, support: 0, precision: null, recall: null, f1: null });
+  });
+
+  it("measures end-to-end latency from sentAt", async () => {
+    const { seen, send, summary } = await start();
+    const now = Date.now();
+    await send(...[100, 200, 300, 400, 500].map((ago, i) => ({ payload: result(i, { sentAt: now - ago }) })));
+    const latencies = seen.out.map((m) => m.result.latencyMs);
+    latencies.forEach((ms, i) => assert.ok(ms >= (i + 1) * 100 && ms < (i + 1) * 100 + 200, `latency ${ms}`));
+    const { latency } = await summary();
+    assert.equal(latency.count, 5);
+    assert.equal(latency.sampled, false);
+    assert.equal(latency.p50Ms, latencies[2]);
+    assert.equal(latency.p95Ms, latencies[4]);
+    assert.equal(latency.p99Ms, latencies[4]);
+    assert.equal(latency.maxMs, latencies[4]);
+    assert.ok(Math.abs(latency.meanMs - latencies.reduce((a, b) => a + b) / 5) < 1e-9);
+  });
+
+  it("keeps latency percentiles exact up to the sample size and bounded beyond", () => {
+    const reservoir = new LatencyReservoir(100);
+    for (let ms = 100; ms >= 1; ms--) reservoir.add(ms);
+    assert.deepEqual(reservoir.summary(), { count: 100, meanMs: 50.5, p50Ms: 50, p95Ms: 95, p99Ms: 99, maxMs: 100, sampled: false });
+    for (let i = 0; i < 10000; i++) reservoir.add(50);
+    const s = reservoir.summary();
+    assert.equal(s.count, 10100);
+    assert.equal(s.maxMs, 100);
+    assert.equal(s.sampled, true);
+    assert.equal(s.p50Ms, 50);
+  });
+
+  it("counts error replies by code and shows them", async () => {
+    const { seen, send, summary } = await start();
+    const status = statusOf("result", (s) => /^error reply/.test(s.text || ""), 2000);
+    await send(
+      { topic: "result/error", payload: { error: { code: "corrupt", message: "the PNG is truncated" }, id: "a1" } },
+      { topic: "result/error", payload: JSON.stringify({ error: { code: "corrupt", message: "bad CRC" } }) },
+      { topic: "result/error", payload: Buffer.from(JSON.stringify({ error: { code: "queue-full", message: "full" }, id: 9 })) },
+    );
+    assert.equal(seen.errors.length, 0);
+    assert.deepEqual(seen.out.map((m) => m.payload), ["error corrupt (id a1): the PNG is truncated", "error corrupt: bad CRC", "error queue-full (id 9): full"]);
+    assert.deepEqual(seen.out[0].result, { error: { code: "corrupt", message: "the PNG is truncated" }, id: "a1" });
+    const stats = await summary();
+    assert.deepEqual(stats.errors, { total: 3, byCode: { corrupt: 2, "queue-full": 1 } });
+    assert.equal(stats.count, 0, "error replies are not results");
+    assert.equal(stats.unparseable, 0);
+    const shown = await status;
+    assert.equal(shown.fill, "red");
+    assert.equal(shown.text, "error reply queue-full");
+  });
+
+  it("reports an unreadable message to a Catch node, counts it, and reads the next one", async () => {
+    const { seen, send, summary } = await start();
+    const bad = [
+      { topic: "result", payload: "hello" },
+      { topic: "result", payload: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]) },
+      { topic: "result", payload: { foo: 1 } },
+      { topic: "result", payload: { digit: 12 } },
+      { topic: "result", payload: result(7, { label: "seven" }) },
+      { topic: "result", payload: "{not json" },
+      { topic: "result", payload: "tensor([7, 2])" },
+      { topic: "result", payload: [7] },
+      { topic: "result" },
+    ];
+    await send(...bad);
+    assert.equal(seen.errors.length, bad.length);
+    assert.equal(seen.out.length, 0);
+    for (const m of seen.errors) {
+      assert.equal(m.error.code, "unreadable");
+      assert.equal(m.error.source.id, "result");
+      assert.match(m.error.message, /^UnreadableMessage: cannot read the result: .*; received .* on topic "result"\. accepted: a result/);
+    }
+    assert.match(seen.errors[0].error.message, /received the text "hello"/);
+    assert.match(seen.errors[1].error.message, /received a Buffer of 6 bytes/);
+    assert.match(seen.errors[2].error.message, /it has no "digit"; received an object with foo/);
+    assert.match(seen.errors[3].error.message, /"digit" must be an integer from 0 to 9, not 12/);
+    assert.match(seen.errors[4].error.message, /"label" must be an integer from 0 to 9, not "seven"/);
+    assert.match(seen.errors[5].error.message, /not valid JSON/);
+    assert.match(seen.errors[6].error.message, /one digit expected, found 2/);
+    assert.match(seen.errors[8].error.message, /received no payload/);
+
+    await send({ topic: "result", payload: result(4, { label: 4 }) });
+    assert.equal(seen.out.length, 1);
+    assert.equal(seen.out[0].payload, "4 (99.1%) ✓ label 4");
+    const stats = await summary();
+    assert.equal(stats.unparseable, bad.length);
+    assert.equal(stats.count, 1);
+  });
+
+  it("rejects an unknown command without counting it as unparseable", async () => {
+    const { seen, send, summary } = await start();
+    await send({ command: "explode" });
+    assert.equal(seen.errors.length, 1);
+    assert.equal(seen.errors[0].error.code, "unknown-command");
+    assert.match(seen.errors[0].error.message, /"explode".*"summary" or "reset"/);
+    assert.equal((await summary()).unparseable, 0);
+  });
+
+  it("sends a summary on request, on the request's own message", async () => {
+    const { seen, send } = await start({ summaryEvery: 0 });
+    await send({ payload: result(3, { label: 3 }) }, { payload: result(2, { label: 3 }) });
+    await send({ command: "summary", topic: "ask" }, { payload: "summary" }, { payload: Buffer.from(" SUMMARY\n") });
+    assert.equal(seen.summary.length, 3);
+    assert.equal(seen.summary[0].topic, "ask");
+    for (const m of seen.summary) {
+      assert.equal(m.payload.count, 2);
+      assert.equal(m.payload.accuracy, 0.5);
+      assert.equal(typeof m.payload.throughput.recent, "number");
+      assert.ok(m.payload.throughput.overall > 0);
+      assert.equal(m.payload.throughput.windowSeconds, 10);
+      assert.match(m.payload.since, /^\d{4}-\d\d-\d\dT/);
+    }
+    assert.equal(seen.out.length, 2, "commands send nothing on output 1");
+  });
+
+  it("sends a summary every N results, and only summaries when per-result messages are off", async () => {
+    const { seen, send } = await start({ summaryEvery: 3, perResult: false });
+    await send(...Array.from({ length: 7 }, (_, i) => ({ payload: `tensor([${i}])` })));
+    assert.equal(seen.out.length, 0);
+    assert.deepEqual(seen.summary.map((m) => m.payload.count), [3, 6]);
+    assert.equal(seen.completed.length, 7);
+  });
+
+  it("resets the statistics on a reset command", async () => {
+    const { seen, send, summary } = await start();
+    await send({ payload: result(1, { id: "x", label: 2 }) }, { payload: { error: { code: "corrupt", message: "" } } }, { payload: "junk" });
+    await send({ command: "reset" });
+    const cleared = seen.summary.at(-1).payload;
+    assert.equal(cleared.count, 0);
+    assert.equal(cleared.accuracy, null);
+    assert.equal(cleared.errors.total, 0);
+    assert.equal(cleared.unparseable, 0);
+    assert.equal(cleared.last, null);
+    assert.equal(cleared.confusion.flat().reduce((a, b) => a + b), 0);
+    await send({ payload: "reset" }, { payload: result(1, { id: "x", label: 1 }) });
+    const stats = await summary();
+    assert.equal(stats.count, 1);
+    assert.equal(stats.accuracy, 1);
+    assert.equal(stats.duplicates, 0, "remembered ids are cleared too");
+  });
+
+  it("counts duplicate ids and flags them", async () => {
+    const { seen, send, summary } = await start();
+    await send(...["a", "b", "a", "c", "b", 5, "5"].map((id) => ({ payload: result(1, { id }) })));
+    assert.deepEqual(seen.out.map((m) => m.result.duplicate), [false, false, true, false, true, false, true]);
+    const stats = await summary();
+    assert.equal(stats.duplicates, 3);
+    assert.equal(stats.count, 7, "duplicates still count as results");
+  });
+
+  it("shows the last digit, its confidence and the running accuracy, at most about 4 times a second", async () => {
+    const { node, send } = await start({ summaryEvery: 0, perResult: false });
+    const shown = recordStatus(node);
+    const burst = [];
+    for (let i = 0; i < 999; i++) burst.push({ payload: result(i % 10, { label: i % 10 }) });
+    burst.push({ payload: result(7, { label: 1 }) });
+    await send(...burst);
+    await wait(300);
+    const last = shown.at(-1);
+    assert.equal(last.fill, "green");
+    assert.equal(last.shape, "dot");
+    assert.equal(last.text, "7 (99.1%) · acc 99.9%");
+    assert.ok(shown.length <= 4, `${shown.length} status updates for 1000 results`);
+
+    await send({ payload: "tensor([3])" });
+    await wait(300);
+    assert.equal(shown.at(-1).text, "3 · acc 99.9%");
+
+    await send({ payload: "garbage" });
+    await wait(300);
+    assert.deepEqual(shown.at(-1), { fill: "red", shape: "ring", text: "unreadable message" });
+  });
+
+  it("has every message key its editor file uses in the en-US catalogue", () => {
+    const html = fs.readFileSync(path.join(__dirname, "..", "dist", "nodes", "mnist-result", "mnist-result.html"), "utf8");
+    const keys = [...html.matchAll(/(?:data-i18n="(?:\[\w+\])?|this\._\(")(mnist-result\.[\w.-]+)"/g)].map((m) => m[1]);
+    assert.ok(keys.length >= 5, `found ${keys.length} keys`);
+    const RED = {};
+    resultNode(Object.assign(RED, { nodes: { registerType() {} } }));
+    for (const key of keys) assert.notEqual(RED._(key), key, `${key} is missing from locales/en-US/mnist-result.json`);
+  });
+
+  it("clears its status when closed", async () => {
+    const { node, send } = await start();
+    await send({ payload: "tensor([3])" });
+    const shown = recordStatus(node);
+    await unload();
+    assert.deepEqual(shown.at(-1), {});
+  });
+});

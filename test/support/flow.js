@@ -1,0 +1,69 @@
+// Small promises around node-red-node-test-helper, so an assertion that fails
+// inside a node's event handler reaches node:test as a failure, not a timeout.
+"use strict";
+const helper = require("node-red-node-test-helper");
+
+helper.init(require.resolve("node-red"));
+
+/** Loads node modules and a flow; resolves when the runtime has started them. */
+function load(nodes, flow, credentials) {
+  return new Promise((resolve, reject) => {
+    try {
+      helper.load(nodes, flow, credentials || {}, resolve);
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+/** Resolves with the next `count` messages that reach `nodeId`'s input. */
+function collect(nodeId, count, timeoutMs = 20000) {
+  const node = helper.getNode(nodeId);
+  return new Promise((resolve, reject) => {
+    const received = [];
+    const timer = setTimeout(() => {
+      node.removeListener("input", onInput);
+      reject(new Error(`${nodeId} received ${received.length} of ${count} messages within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function onInput(msg) {
+      received.push(msg);
+      if (received.length === count) {
+        clearTimeout(timer);
+        node.removeListener("input", onInput);
+        resolve(received);
+      }
+    }
+    node.on("input", onInput);
+  });
+}
+
+/** Resolves when `nodeId` shows a status whose fill is `fill` (or matches `predicate`). */
+function statusOf(nodeId, predicate, timeoutMs = 20000) {
+  const node = helper.getNode(nodeId);
+  const test = typeof predicate === "function" ? predicate : (status) => status.fill === predicate;
+  return new Promise((resolve, reject) => {
+    const original = node.status.bind(node);
+    const timer = setTimeout(() => {
+      node.status = original;
+      reject(new Error(`${nodeId} did not reach the expected status within ${timeoutMs} ms`));
+    }, timeoutMs);
+    node.status = (status) => {
+      original(status);
+      if (test(status)) {
+        clearTimeout(timer);
+        node.status = original;
+        resolve(status);
+      }
+    };
+  });
+}
+
+function startServer() {
+  return new Promise((resolve) => helper.startServer(resolve));
+}
+
+function stopServer() {
+  return new Promise((resolve) => helper.stopServer(resolve));
+}
+
+module.exports = { helper, load, collect, statusOf, startServer, stopServer, unload: () => helper.unload() };
