@@ -151,7 +151,11 @@ def augment(x, gen):
 # -------------------------------------------------------------------------- model
 
 class MnistCnn(nn.Module):
-    """Two conv blocks + a small MLP head; ~1.3 M multiply-adds per image.
+    """Three conv blocks + a small MLP head: ~98.6 k parameters, ~2.0 M
+    multiply-adds per image (fast at batch 1, ~0.4 MB as ONNX).
+
+    A third conv block (instead of a 1568-wide flatten into the dense layer)
+    scored better on validation and made the file half the size.
 
     The input is used as-is (0-1, ink high).  No mean/std normalisation is
     needed: the BatchNorm after the first conv does that job and, in eval
@@ -166,10 +170,12 @@ class MnistCnn(nn.Module):
             nn.MaxPool2d(2),                                       # 16x14x14
             nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
             nn.MaxPool2d(2),                                       # 32x7x7
+            nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.MaxPool2d(2),                                       # 64x3x3
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
+            nn.Linear(64 * 3 * 3, hidden), nn.ReLU(),
             nn.Dropout(0.4),
             nn.Linear(hidden, 10),
         )
@@ -228,6 +234,18 @@ def write_samples(out_dir, digits, held):
     with open(os.path.join(sdir, "labels.txt"), "w") as f:
         f.writelines(lines)
     return picks
+
+
+def to_json(obj, indent=0):
+    """json.dumps(indent=2), but lists of scalars/short lists stay on one line
+    (keeps the 1,500 held-out indices readable instead of 1,500 lines)."""
+    pad = " " * indent
+    if isinstance(obj, dict):
+        items = [f'{pad}  {json.dumps(k)}: {to_json(v, indent + 2)}' for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list) and any(isinstance(v, dict) for v in obj):
+        return "[\n" + ",\n".join(pad + "  " + to_json(v, indent + 2) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj, separators=(", ", ": ")) if isinstance(obj, list) else json.dumps(obj)
 
 
 # -------------------------------------------------------------------------- main
@@ -300,6 +318,12 @@ def main():
         print(msg + f" ({time.time() - t_train:.0f}s)", flush=True)
     train_seconds = time.time() - t_train
 
+    if x_val is not None:
+        # Recipe development: report validation only, never peek at the held-out set.
+        print(f"validation accuracy {float((predict(model, x_val) == y_val).float().mean()):.4f}, "
+              f"training {train_seconds:.0f}s")
+        return
+
     model.eval()
     pred = predict(model, x_ho)
     acc = float((pred == y_ho).float().mean())
@@ -307,8 +331,6 @@ def main():
     print(f"held-out accuracy {acc:.4f} ({int((pred == y_ho).sum())}/{len(y_ho)}), "
           f"training {train_seconds:.0f}s")
     print("per digit:", per_digit)
-    if x_val is not None:
-        print(f"validation accuracy {float((predict(model, x_val) == y_val).float().mean()):.4f}")
     if args.no_export:
         return
 
@@ -340,7 +362,6 @@ def main():
         "heldOutCount": len(y_ho),
         "perDigitAccuracy": per_digit,
         "trainCount": len(x_tr),
-        "validationCount": 0 if x_val is None else len(x_val),
         "epochs": args.epochs,
         "seed": args.seed,
         "parameters": n_params,
@@ -369,8 +390,7 @@ def main():
         },
     }
     with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
-        json.dump(card, f, indent=2)
-        f.write("\n")
+        f.write(to_json(card) + "\n")
     print(f"wrote {onnx_path} ({len(blob)} bytes, sha256 {card['sha256']})")
 
 
