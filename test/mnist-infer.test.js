@@ -8,7 +8,7 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const sharp = require("sharp");
-const { load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
+const { helper, load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
 const { loadSamples } = require("./support/samples");
 
 const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
@@ -20,24 +20,37 @@ const samples = loadSamples();
 /** infer → out, and a Catch node on the tab → errors. */
 function flow(inferConfig = {}) {
   return [
-    { id: "tab", type: "tab", label: "test" },
-    { id: "infer", type: "mnist-infer", z: "tab", name: "infer", wires: [["out"]], ...inferConfig },
-    { id: "out", type: "helper", z: "tab" },
-    { id: "catch", type: "catch", z: "tab", scope: null, uncaught: false, wires: [["errors"]] },
-    { id: "errors", type: "helper", z: "tab" },
+    { id: "t1", type: "tab", label: "test" },
+    { id: "n-infer", type: "mnist-infer", z: "t1", wires: [["n-out"]], ...inferConfig },
+    { id: "n-out", type: "helper", z: "t1" },
+    { id: "n-catch", type: "catch", z: "t1", scope: null, uncaught: false, wires: [["n-errors"]] },
+    { id: "n-errors", type: "helper", z: "t1" },
   ];
 }
 
 async function loadInfer(config) {
   await load([inferNode, catchNode], flow(config));
-  return require("./support/flow").helper.getNode("infer");
+  return helper.getNode("n-infer");
 }
 
 /** Sends one message and resolves with the result message or the caught error message. */
-function classify(node, msg) {
-  const result = Promise.race([collect("out", 1).then(([m]) => ({ ok: m })), collect("errors", 1).then(([m]) => ({ error: m }))]);
-  node.receive(msg);
-  return result;
+function classify(node, msg, timeoutMs = 20000) {
+  const out = helper.getNode("n-out");
+  const errors = helper.getNode("n-errors");
+  return new Promise((resolve, reject) => {
+    const finish = (outcome) => {
+      clearTimeout(timer);
+      out.removeListener("input", onResult);
+      errors.removeListener("input", onError);
+      outcome instanceof Error ? reject(outcome) : resolve(outcome);
+    };
+    const onResult = (m) => finish({ ok: m });
+    const onError = (m) => finish({ error: m });
+    const timer = setTimeout(() => finish(new Error(`no result or error within ${timeoutMs} ms`)), timeoutMs);
+    out.on("input", onResult);
+    errors.on("input", onError);
+    node.receive(msg);
+  });
 }
 
 async function expectDigit(node, msg, digit) {
@@ -52,14 +65,14 @@ async function expectError(node, msg, code, pattern) {
   assert.ok(outcome.error, `expected an error, got digit ${outcome.ok && outcome.ok.payload.digit}`);
   assert.equal(outcome.error.error.code, code, outcome.error.error.message);
   if (pattern) assert.match(outcome.error.error.message, pattern);
-  assert.equal(outcome.error.error.source.id, "infer");
+  assert.equal(outcome.error.error.source.id, "n-infer");
   return outcome.error;
 }
 
 /** A sample digit made to look like a photo: dark ink on grey paper, large, uneven light, noise, JPEG. */
 async function photoOf(sample) {
   const size = 240;
-  const { data } = await sharp(sample.bytes).resize(size - 60, size - 60, { kernel: "cubic" }).extend({ top: 30, bottom: 30, left: 30, right: 30, background: 0 }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(sample.bytes).resize(size - 60, size - 60, { kernel: "cubic" }).extend({ top: 30, bottom: 30, left: 30, right: 30, background: { r: 0, g: 0, b: 0 } }).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   const rgb = Buffer.alloc(size * size * 3);
   let seed = 7;
   const noise = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 30;
@@ -80,15 +93,15 @@ describe("mnist-infer", () => {
   afterEach(unload);
 
   it("loads with defaults and becomes ready", async () => {
-    await load([inferNode], [{ id: "infer", type: "mnist-infer" }]);
-    const node = require("./support/flow").helper.getNode("infer");
+    await load([inferNode], [{ id: "n-infer", type: "mnist-infer" }]);
+    const node = helper.getNode("n-infer");
     assert.equal(node.type, "mnist-infer");
-    await statusOf("infer", (s) => s.fill === "green");
+    await statusOf("n-infer", (s) => s.fill === "green");
   });
 
   it("classifies the shipped held-out PNGs with at least 98% accuracy, each answered once", async () => {
     const node = await loadInfer();
-    const results = collect("out", samples.length, 60000);
+    const results = collect("n-out", samples.length, 60000);
     samples.forEach((s, i) => node.receive({ payload: s.bytes, id: `s${i}`, label: s.label }));
     const msgs = await results;
     const ids = new Set(msgs.map((m) => m.payload.id));
@@ -107,7 +120,7 @@ describe("mnist-infer", () => {
       if (r.correct) correct++;
     }
     const accuracy = correct / samples.length;
-    console.log(`# held-out accuracy through the node: ${(accuracy * 100).toFixed(2)}% (${correct}/${samples.length})`);
+    console.log(`held-out accuracy through the node: ${(accuracy * 100).toFixed(2)}% (${correct}/${samples.length})`);
     assert.ok(accuracy >= 0.98, `accuracy ${accuracy}`);
     assert.ok(msgs.some((m) => m.payload.timings.batchSize > 1), "a burst is run in batches");
   });
@@ -129,7 +142,7 @@ describe("mnist-infer", () => {
   it("accepts base64 text, a data: URL, pixel arrays in 0–1 and 0–255, and {data,width,height}", async () => {
     const node = await loadInfer();
     const s = samples[1];
-    const { data } = await sharp(s.bytes).raw().toBuffer({ resolveWithObject: true });
+    const { data } = await sharp(s.bytes).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
     const bytes255 = Array.from(data);
     await expectDigit(node, { payload: s.bytes.toString("base64") }, s.label);
     await expectDigit(node, { payload: `data:image/png;base64,${s.bytes.toString("base64")}` }, s.label);
@@ -161,7 +174,7 @@ describe("mnist-infer", () => {
       assert.equal(outcome.ok.payload.inverted, true, "a light background is detected and inverted");
       if (outcome.ok.payload.digit === s.label) correct++;
     }
-    console.log(`# photo-like digits recognised: ${correct}/${picks.length}`);
+    console.log(`photo-like digits recognised: ${correct}/${picks.length}`);
     assert.ok(correct / picks.length >= 0.9, `${correct}/${picks.length}`);
   });
 
@@ -231,7 +244,7 @@ describe("mnist-infer", () => {
 
   it("queues messages that arrive while the model loads, and answers them all", async () => {
     const node = await loadInfer();
-    const pending = collect("out", 20);
+    const pending = collect("n-out", 20);
     samples.slice(0, 20).forEach((s, i) => node.receive({ payload: s.bytes, id: i }));
     const msgs = await pending;
     assert.deepEqual(msgs.map((m) => m.payload.id).sort((a, b) => a - b), [...Array(20).keys()]);
@@ -239,7 +252,7 @@ describe("mnist-infer", () => {
 
   it("rejects new requests with queue-full when the queue is full", async () => {
     const node = await loadInfer({ queueSize: 5 });
-    const outcomes = Promise.all([collect("out", 5), collect("errors", 5)]);
+    const outcomes = Promise.all([collect("n-out", 5), collect("n-errors", 5)]);
     samples.slice(0, 10).forEach((s, i) => node.receive({ payload: s.bytes, id: i }));
     const [ok, errors] = await outcomes;
     assert.deepEqual(ok.map((m) => m.id).sort(), [0, 1, 2, 3, 4]);
@@ -248,9 +261,9 @@ describe("mnist-infer", () => {
 
   it("reports a missing model clearly and fails requests instead of hanging", async () => {
     await loadInfer({ model: "models/no-such-model.onnx" });
-    const status = await statusOf("infer", "red");
+    const status = await statusOf("n-infer", "red");
     assert.equal(status.text, "mnist-infer.status.model-failed");
-    const node = require("./support/flow").helper.getNode("infer");
+    const node = helper.getNode("n-infer");
     await expectError(node, { payload: samples[0].bytes }, "model", /not found/);
   });
 
@@ -259,8 +272,8 @@ describe("mnist-infer", () => {
     const bogus = path.join(dir, "bogus.onnx");
     fs.writeFileSync(bogus, "this is not a model");
     await loadInfer({ model: bogus });
-    await statusOf("infer", "red");
-    const node = require("./support/flow").helper.getNode("infer");
+    await statusOf("n-infer", "red");
+    const node = helper.getNode("n-infer");
     await expectError(node, { payload: samples[0].bytes }, "model", /not a loadable ONNX model/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
