@@ -1,0 +1,155 @@
+"use strict";
+// Writes the example flows in flows/ from one description of the three stages,
+// so the single-stage flows and the chain stay identical where they overlap.
+// Run `node scripts/build-flows.js` after changing a stage; the JSON is committed.
+const fs = require("fs");
+const crypto = require("crypto");
+const out = process.argv[2] || require("path").join(__dirname, "..", "flows");
+const ids = {};
+const id = (name) => (ids[name] ||= crypto.createHash("sha1").update(name).digest("hex").slice(0, 16));
+
+const envDefault = (name, fallback) => ({ name, type: "jsonata", value: `$env("${name}") ? $env("${name}") : "${fallback}"` });
+const COMMON_ENV = [
+  envDefault("MQTT_URL", "mqtt://127.0.0.1:1883"),
+  envDefault("MQTT_PROTOCOL_VERSION", "4"),
+  envDefault("MNIST_REQUEST_TOPIC", "mnist"),
+  envDefault("MNIST_RESULT_TOPIC", "result"),
+  envDefault("MNIST_ERROR_TOPIC", "result/error"),
+];
+
+function tab(key, label, info, extraEnv = []) {
+  return { id: id(key), type: "tab", label, disabled: false, info, env: [...COMMON_ENV, ...extraEnv] };
+}
+function broker(key, tabKey, name) {
+  return {
+    id: id(key), type: "mqtt-broker", z: id(tabKey), name, broker: "${MQTT_URL}", port: "", clientid: "", autoConnect: true, usetls: false,
+    protocolVersion: "${MQTT_PROTOCOL_VERSION}", keepalive: 60, cleansession: true, autoUnsubscribe: true,
+    birthTopic: "", birthQos: "0", birthRetain: "false", birthPayload: "", birthMsg: {},
+    closeTopic: "", closeQos: "0", closeRetain: "false", closePayload: "", closeMsg: {},
+    willTopic: "", willQos: "0", willRetain: "false", willPayload: "", willMsg: {},
+    userProps: "", sessionExpiry: "",
+  };
+}
+const comment = (key, tabKey, name, info, x, y) => ({ id: id(key), type: "comment", z: id(tabKey), name, info, x, y, wires: [] });
+const inject = (key, tabKey, name, props, x, y, wires) => ({
+  id: id(key), type: "inject", z: id(tabKey), name, props: props.map(([p, v, vt]) => (vt ? { p, v, vt } : { p })),
+  repeat: "", crontab: "", once: false, onceDelay: 0.1, topic: "",
+  x, y, wires: [wires.map(id)],
+});
+const mqttIn = (key, tabKey, brokerKey, name, topic, x, y, wires) => ({
+  id: id(key), type: "mqtt in", z: id(tabKey), name, topic, qos: "1", datatype: "buffer", broker: id(brokerKey),
+  nl: false, rap: true, rh: 0, inputs: 0, x, y, wires: [wires.map(id)],
+});
+const mqttOut = (key, tabKey, brokerKey, name, topic, x, y) => ({
+  id: id(key), type: "mqtt out", z: id(tabKey), name, topic, qos: topic ? "1" : "", retain: "false", respTopic: "", contentType: "",
+  userProps: "", correl: "", expiry: "", broker: id(brokerKey), x, y, wires: [],
+});
+const fn = (key, tabKey, name, func, x, y, wires) => ({
+  id: id(key), type: "function", z: id(tabKey), name, func, outputs: 1, timeout: 0, noerr: 0, initialize: "", finalize: "", libs: [], x, y, wires: [wires.map(id)],
+});
+const debug = (key, tabKey, name, x, y, complete = "payload") => ({
+  id: id(key), type: "debug", z: id(tabKey), name, active: true, tosidebar: true, console: false, tostatus: false,
+  complete, targetType: complete === "true" ? "full" : "msg", statusVal: "", statusType: "auto", x, y, wires: [],
+});
+
+const REPLY = `// Reply where the request asked (MQTT 5 response topic) or on the result topic.
+// Topic and retain are set here on purpose: a blank topic on mqtt out would echo
+// the request topic, and a retained request must not make a retained result.
+msg.topic = msg.responseTopic || env.get("MNIST_RESULT_TOPIC");
+delete msg.responseTopic;
+msg.retain = false;
+msg.contentType = "application/json";
+return msg;`;
+const ERROR_REPLY = `// A request that could not be classified still gets an answer,
+// so its sender learns why instead of waiting forever.
+const error = msg.error || {};
+msg.payload = {
+    error: {
+        code: error.code || "error",
+        message: String(error.message || "unknown error").replace(/^\\w*Error: /, "")
+    }
+};
+if (msg.id !== undefined) msg.payload.id = msg.id;
+msg.topic = msg.responseTopic || env.get("MNIST_ERROR_TOPIC");
+delete msg.responseTopic;
+msg.retain = false;
+msg.contentType = "application/json";
+return msg;`;
+
+// ---- the three stages, each a function of the tab it lives on
+function inputStage(t, b, y0, interval) {
+  return [
+    comment(`${t}-c-in`, t, "1 · Input: labelled digits to the broker", "`mnist-image-source` sends a held-out MNIST digit as a JSON envelope\n(id, label, base64 PNG, sentAt) to the request topic. Use the inject\nnodes to start, stop or send a burst.", 200, y0),
+    inject(`${t}-start`, t, "start", [["payload", "start", "str"]], 130, y0 + 40, [`${t}-source`]),
+    inject(`${t}-stop`, t, "stop", [["payload", "stop", "str"]], 130, y0 + 80, [`${t}-source`]),
+    inject(`${t}-burst`, t, "burst of 500", [["payload", "burst", "str"], ["count", "500", "num"]], 150, y0 + 120, [`${t}-source`]),
+    {
+      id: id(`${t}-source`), type: "mnist-image-source", z: id(t), name: "", folder: "", listFile: "labels.txt", mode: "interval",
+      interval: String(interval), autoStart: true, burstCount: "100", loop: true, shuffle: true, seed: "42", limit: "0", output: "envelope",
+      x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
+    },
+    mqttOut(`${t}-req-out`, t, b, "requests", "${MNIST_REQUEST_TOPIC}", 620, y0 + 80),
+  ];
+}
+function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
+  return [
+    comment(`${t}-c-infer`, t, "2 · Inference: classify each request, reply on the result topic", "Requests are raw image bytes or JSON envelopes. Results go to the result\ntopic (or an MQTT 5 request's response topic, with its correlation data);\nrequests that cannot be classified get an error reply on result/error.", 250, y0),
+    mqttIn(`${t}-req-in`, t, b, "requests", subscription, 130, y0 + 60, [`${t}-infer`]),
+    {
+      id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "",
+      maxBatch: 32, queueSize: 1000, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
+      x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
+    },
+    fn(`${t}-reply`, t, "to result topic", REPLY, 550, y0 + 60, [`${t}-res-out`]),
+    { id: id(`${t}-catch`), type: "catch", z: id(t), name: "infer errors", scope: [id(`${t}-infer`)], uncaught: false, x: 340, y: y0 + 120, wires: [[id(`${t}-error-reply`)]] },
+    fn(`${t}-error-reply`, t, "to error topic", ERROR_REPLY, 550, y0 + 120, [`${t}-res-out`]),
+    mqttOut(`${t}-res-out`, t, b, "replies", "", 760, y0 + 90),
+  ];
+}
+function outputStage(t, b, y0) {
+  return [
+    comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked.", 220, y0),
+    mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`]),
+    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 100, [`${t}-result`]),
+    inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 140, [`${t}-result`]),
+    inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 180, [`${t}-result`]),
+    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 380, y: y0 + 100, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
+    debug(`${t}-dbg-result`, t, "each result", 600, y0 + 80),
+    debug(`${t}-dbg-summary`, t, "statistics", 600, y0 + 120),
+  ];
+}
+
+const ABOUT = "Set MQTT_URL (default mqtt://127.0.0.1:1883), MQTT_PROTOCOL_VERSION (4 or 5),\nMNIST_REQUEST_TOPIC (mnist), MNIST_RESULT_TOPIC (result) and MNIST_ERROR_TOPIC (result/error)\nin Node-RED's environment to change the broker and topics.";
+const flows = {
+  "mnist-chain.json": [
+    tab("chain", "MNIST chain", `All three stages of the MNIST chain in one Node-RED, talking through the broker\nwith the built-in mqtt nodes: image source → mnist → inference → result → live accuracy.\n\n${ABOUT}`),
+    broker("chain-broker", "chain", "MNIST broker"),
+    ...inputStage("chain", "chain-broker", 40, 500),
+    ...inferStage("chain", "chain-broker", 240),
+    ...outputStage("chain", "chain-broker", 420),
+  ],
+  "mnist-input.json": [
+    tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}`),
+    broker("input-broker", "input", "MNIST broker"),
+    ...inputStage("input", "input-broker", 40, 1000),
+  ],
+  "mnist-infer.json": [
+    tab("infer", "MNIST inference", `The inference stage alone: answers every request on the request topic. Any MQTT\nclient can use it, e.g. mosquitto_pub -t mnist -f digit.png and\nmosquitto_sub -t 'result/#'.\n\n${ABOUT}`),
+    broker("infer-broker", "infer", "MNIST broker"),
+    ...inferStage("infer", "infer-broker", 40),
+  ],
+  "mnist-infer-shared.json": [
+    tab("shared", "MNIST inference (shared)", `The inference stage for several Node-RED instances at once: each subscribes to\n$share/<group>/<request topic>, so the broker (Mosquitto 2, MQTT 3.1.1 or 5) hands each\nrequest to exactly one of them. Deploy this flow on every instance.\nMNIST_SHARE_GROUP (default mnist-infer) names the group.\n\n${ABOUT}`, [
+      { name: "MNIST_SUBSCRIPTION", type: "jsonata", value: '"$share/" & ($env("MNIST_SHARE_GROUP") ? $env("MNIST_SHARE_GROUP") : "mnist-infer") & "/" & ($env("MNIST_REQUEST_TOPIC") ? $env("MNIST_REQUEST_TOPIC") : "mnist")' },
+    ]),
+    broker("shared-broker", "shared", "MNIST broker"),
+    ...inferStage("shared", "shared-broker", 40, "${MNIST_SUBSCRIPTION}"),
+  ],
+  "mnist-output.json": [
+    tab("output", "MNIST output", `The output stage alone: prints each result and keeps live accuracy, like the\noriginal output service (which printed tensor([7])), which it can also read.\n\n${ABOUT}`),
+    broker("output-broker", "output", "MNIST broker"),
+    ...outputStage("output", "output-broker", 40),
+  ],
+};
+for (const [file, nodes] of Object.entries(flows)) fs.writeFileSync(`${out}/${file}`, JSON.stringify(nodes, null, 4) + "\n");
+console.log(Object.keys(flows).join(" "));
