@@ -1,0 +1,500 @@
+// The one place that finds, probes and starts MQTT brokers, for `npm start`,
+// the tests and the benchmark. Mosquitto runs from a copy of
+// mosquitto/mosquitto.conf with its own port and data folder; aedes is the
+// embedded fallback for machines without Mosquitto.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { connect } from "mqtt";
+import type { Aedes } from "aedes";
+
+export type BrokerKind = "mosquitto" | "aedes";
+
+export interface Broker {
+  /** e.g. `mqtt://127.0.0.1:41234` */
+  url: string;
+  port: number;
+  kind: BrokerKind;
+  stop(): Promise<void>;
+  /** Stops and starts the broker again on the same port, keeping its sessions. */
+  restart?(): Promise<void>;
+}
+
+export interface MosquittoBroker extends Broker {
+  kind: "mosquitto";
+  /** Process id of the running mosquitto, undefined while stopped. */
+  readonly pid: number | undefined;
+  /** The generated config the broker runs with. */
+  configPath: string;
+  /** Where the config, mosquitto.db (and, from ensureBroker, the log) live. */
+  dataDir: string;
+  /** The last lines the broker logged. */
+  log(): string;
+  restart(): Promise<void>;
+}
+
+export interface AedesBroker extends Broker {
+  kind: "aedes";
+  restart(): Promise<void>;
+}
+
+export interface StartMosquittoOptions {
+  /** 0 or undefined: a free port on 127.0.0.1. */
+  port?: number;
+  /** Config to derive from; default mosquitto/mosquitto.conf of this repository. */
+  config?: string;
+  /** Keep config and database here (created if missing, kept on stop); default a temp folder removed on stop. */
+  dataDir?: string;
+  /** Also append the broker's log to this file. */
+  logFile?: string;
+  /** How long to wait for the broker to accept connections; default 10 s. */
+  readyTimeoutMs?: number;
+}
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+export const SHIPPED_CONFIG = path.join(REPO_ROOT, "mosquitto", "mosquitto.conf");
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+const LOG_LINES_KEPT = 200;
+
+/** Whether an MQTT broker accepts a connection at `url` within `timeoutMs`. */
+export function probeBroker(url: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const client = connect(url, {
+      clientId: `probe-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
+      clean: true,
+      connectTimeout: timeoutMs,
+      reconnectPeriod: 0,
+    });
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(answered: boolean): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.removeAllListeners();
+      client.on("error", () => {}); // a late socket error must not become uncaught
+      client.end(true);
+      resolve(answered);
+    }
+    client.once("connect", () => finish(true));
+    client.once("error", () => finish(false));
+    client.once("close", () => finish(false));
+  });
+}
+
+/** Path of the mosquitto executable ($MOSQUITTO, then PATH and the sbin folders), or undefined. */
+export function findMosquitto(): string | undefined {
+  if (process.env.MOSQUITTO) return isExecutable(process.env.MOSQUITTO) ? process.env.MOSQUITTO : undefined;
+  // Debian installs it in /usr/sbin, which is not on a normal user's PATH.
+  return findExecutable("mosquitto", ["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"]);
+}
+
+/** A port that was free on `host` a moment ago. */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts Mosquitto with a copy of `options.config` (default the shipped config)
+ * whose single `listener` uses `options.port` and whose persistence goes to
+ * `options.dataDir`. Resolves once it accepts MQTT connections.
+ */
+export async function startMosquitto(options: StartMosquittoOptions = {}): Promise<MosquittoBroker> {
+  const executable = findMosquitto();
+  if (!executable) throw new Error("mosquitto is not installed (Debian: apt-get install mosquitto)");
+  const source = options.config ?? SHIPPED_CONFIG;
+  const template = fs.readFileSync(source, "utf8");
+  const dataDir = options.dataDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), "mnist-mosquitto-")) : path.resolve(options.dataDir);
+  const removeDataDir = options.dataDir === undefined ? removeOnExit(dataDir) : () => {};
+  fs.mkdirSync(dataDir, { recursive: true });
+  const account = unprivilegedAccount(dataDir);
+  const runAsRoot = account === undefined && process.getuid?.() === 0;
+  // A free port can be taken between finding it and binding it: try another.
+  const attempts = options.port ? 1 : 3;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port || (await freePort());
+      const { text, host } = deriveConfig(template, source, port, dataDir, runAsRoot);
+      const configPath = path.join(dataDir, "mosquitto.conf");
+      fs.writeFileSync(configPath, text, { mode: 0o644 });
+      const mosquitto = new MosquittoProcess(executable, configPath, dataDir, account, options.logFile);
+      const url = `mqtt://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      try {
+        await mosquitto.start(url, options.readyTimeoutMs ?? 10_000);
+      } catch (err) {
+        if (attempt < attempts && /address already in use/i.test(mosquitto.log())) continue;
+        throw err;
+      }
+      return {
+        url,
+        port,
+        kind: "mosquitto",
+        get pid() {
+          return mosquitto.pid;
+        },
+        configPath,
+        dataDir,
+        log: () => mosquitto.log(),
+        restart: async () => {
+          await mosquitto.stop();
+          await mosquitto.start(url, options.readyTimeoutMs ?? 10_000);
+        },
+        stop: async () => {
+          await mosquitto.stop();
+          removeDataDir();
+        },
+      };
+    }
+  } catch (err) {
+    removeDataDir();
+    throw err;
+  }
+}
+
+/** Starts the embedded aedes broker (MQTT 3.1.1, in-memory, no `$share`) on 127.0.0.1. */
+export async function startAedes(options: { port?: number } = {}): Promise<AedesBroker> {
+  // aedes is ESM-only. TypeScript turns import() into require() for CommonJS
+  // output, and require() of ESM needs Node >= 20.19 while engines allows 20.9.
+  const importModule = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<typeof import("aedes")>;
+  const { Aedes: AedesClass } = await importModule("aedes");
+  const aedes: Aedes = await AedesClass.createBroker();
+  const host = "127.0.0.1";
+  let server: net.Server | undefined;
+  const sockets = new Set<net.Socket>();
+
+  async function listen(port: number): Promise<number> {
+    const next = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      aedes.handle(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      next.once("error", reject);
+      next.listen(port, host, () => {
+        next.off("error", reject);
+        resolve();
+      });
+    });
+    next.unref(); // like Mosquitto, a broker alone does not keep the process alive
+    server = next;
+    return (next.address() as net.AddressInfo).port;
+  }
+  async function close(): Promise<void> {
+    const current = server;
+    server = undefined;
+    if (!current) return;
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => current.close(() => resolve()));
+  }
+
+  const port = await listen(options.port ?? 0);
+  return {
+    url: `mqtt://${host}:${port}`,
+    port,
+    kind: "aedes",
+    restart: async () => {
+      await close();
+      await listen(port); // same aedes instance: in-memory sessions survive, as with Mosquitto's database
+    },
+    stop: async () => {
+      await close();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}
+
+export interface EnsureBrokerOptions {
+  /** The broker the flows will use, e.g. mqtt://127.0.0.1:1883. */
+  url: string;
+  /** Start a broker on the URL's port when none answers there (loopback URLs only). */
+  allowStart: boolean;
+  /** Mosquitto's config, database and log folder; default a temp folder. */
+  dataDir?: string;
+  probeTimeoutMs?: number;
+  /** Where notices go (default console.log). */
+  say?: (line: string) => void;
+}
+
+export interface EnsuredBroker {
+  url: string;
+  /** "external": a broker that was already answering and is left alone. */
+  kind: BrokerKind | "external";
+  started: boolean;
+  /** One line for the user: which broker, and whether it was started. */
+  summary: string;
+  /** The broker that was started, if one was. */
+  broker?: Broker;
+  /** Mosquitto's log file, when one was started. */
+  logFile?: string;
+  /** Stops the broker if this call started it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * For `npm start`: the broker at `url` if one answers; otherwise Mosquitto from
+ * the project's config on that port if installed; otherwise aedes, saying so.
+ */
+export async function ensureBroker(options: EnsureBrokerOptions): Promise<EnsuredBroker> {
+  const say = options.say ?? ((line: string) => console.log(line));
+  const target = new URL(options.url);
+  if (await probeBroker(options.url, options.probeTimeoutMs ?? 1500)) {
+    return { url: options.url, kind: "external", started: false, summary: `using the broker already running at ${options.url}`, stop: async () => {} };
+  }
+  if (!options.allowStart) throw new Error(`no MQTT broker answers at ${options.url}, and starting one was not allowed`);
+  if (target.protocol !== "mqtt:" || !LOCAL_HOSTS.has(target.hostname)) {
+    throw new Error(`no MQTT broker answers at ${options.url}; a broker can only be started for a plain mqtt:// URL on this machine (127.0.0.1, localhost)`);
+  }
+  const port = Number(target.port || 1883);
+
+  if (findMosquitto()) {
+    const logFile = options.dataDir ? path.join(options.dataDir, "mosquitto.log") : undefined;
+    const broker = await startMosquitto({ port, dataDir: options.dataDir, logFile });
+    const relative = logFile && path.relative(process.cwd(), logFile);
+    const where = logFile ? `, log ${relative && !relative.startsWith("..") ? relative : logFile}` : "";
+    return {
+      url: broker.url,
+      kind: "mosquitto",
+      started: true,
+      summary: `started Mosquitto at ${broker.url} (pid ${broker.pid}, config from mosquitto/mosquitto.conf${where})`,
+      broker,
+      logFile,
+      stop: () => broker.stop(),
+    };
+  }
+  say("Mosquitto is not installed (Debian: apt-get install mosquitto): starting the embedded aedes broker instead.");
+  say("aedes keeps nothing across restarts and does not support shared subscriptions ($share/...).");
+  const broker = await startAedes({ port });
+  return {
+    url: broker.url,
+    kind: "aedes",
+    started: true,
+    summary: `started the embedded aedes broker at ${broker.url} (Mosquitto is not installed)`,
+    broker,
+    stop: () => broker.stop(),
+  };
+}
+
+/** Replaces the port of the config's one listener and its persistence folder. */
+function deriveConfig(template: string, source: string, port: number, dataDir: string, runAsRoot: boolean): { text: string; host: string } {
+  let host = "127.0.0.1";
+  let listeners = 0;
+  let persistence = false;
+  const lines = template.split(/\r?\n/).map((line) => {
+    const [key, ...rest] = line.trim().split(/\s+/);
+    if (key === "listener") {
+      listeners++;
+      if (rest[1] && rest[1] !== "0.0.0.0" && rest[1] !== "::") host = rest[1];
+      return `listener ${port} ${rest[1] ?? host}`;
+    }
+    // Mosquitto does not flush stdout into a pipe, so its log would arrive in
+    // 4 KB blocks or only at exit; stderr is written line by line.
+    if (key === "log_dest" && rest[0] === "stdout") return "log_dest stderr";
+    if (key === "persistence_location") {
+      persistence = true;
+      return `persistence_location ${dataDir}/`;
+    }
+    return line;
+  });
+  // A second listener would need its own free port, and options after it belong to it.
+  if (listeners > 1) throw new Error(`${source} has ${listeners} listeners; scripts/broker.ts supports exactly one`);
+  if (listeners === 0) lines.push(`listener ${port} ${host}`);
+  if (!persistence) lines.push(`persistence_location ${dataDir}/`);
+  // Otherwise Mosquitto started as root switches to a user that cannot reach dataDir.
+  if (runAsRoot) lines.push("user root");
+  const header = `# Generated by scripts/broker.ts from ${source} (port ${port}); edit that file instead.`;
+  return { text: [header, ...lines, ""].join("\n"), host };
+}
+
+/** Every mosquitto this process started and temp folder it made, so none outlives it. */
+const running = new Set<ChildProcess>();
+const temporaryDirs = new Set<string>();
+let exitHookInstalled = false;
+
+function cleanUpOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Only synchronous work is possible here. SIGTERM: Mosquitto exits cleanly
+  // (it fails to save into a removed temp folder, which is fine).
+  process.once("exit", () => {
+    for (const child of running) child.kill("SIGTERM");
+    for (const dir of temporaryDirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  cleanUpOnExit();
+}
+
+function removeOnExit(dir: string): () => void {
+  temporaryDirs.add(dir);
+  cleanUpOnExit();
+  return () => {
+    temporaryDirs.delete(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** One mosquitto process at a time for a config, startable again after stop (for restart). */
+class MosquittoProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private readonly lines: string[] = [];
+
+  constructor(
+    private readonly executable: string,
+    private readonly configPath: string,
+    private readonly dataDir: string,
+    private readonly account: Account | undefined,
+    private readonly logFile: string | undefined,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  log(): string {
+    return this.lines.join("\n");
+  }
+
+  async start(url: string, readyTimeoutMs: number): Promise<void> {
+    const [command, args] = this.commandLine();
+    const child = spawn(command, args, { cwd: this.dataDir, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    this.child = child;
+    let exitCode: string | undefined;
+    this.exited = new Promise((resolve) => {
+      const ended = (how: string) => {
+        exitCode ??= how;
+        if (this.child === child) this.child = undefined;
+        resolve();
+      };
+      child.once("exit", (code, signal) => ended(signal ?? String(code)));
+      // Could not be spawned at all: there will be no "exit".
+      child.once("error", (err) => {
+        this.record(`could not run ${command}: ${err.message}`);
+        if (child.pid === undefined) ended("not started");
+      });
+    });
+    killOnExit(child);
+    const file = this.logFile ? fs.createWriteStream(this.logFile, { flags: "a" }) : undefined;
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let partial = "";
+      stream.setEncoding("utf8");
+      stream.on("data", (chunk: string) => {
+        file?.write(chunk);
+        const parts = (partial + chunk).split("\n");
+        partial = parts.pop()!;
+        for (const line of parts) this.record(line);
+      });
+      (stream as unknown as net.Socket).unref?.();
+    }
+    child.once("exit", () => file?.end());
+    // Detached (own process group) so a Ctrl-C in the terminal reaches only the
+    // launcher, which stops Node-RED before the broker; and unref'd so a broker
+    // alone never keeps a test process alive.
+    child.unref();
+
+    const deadline = Date.now() + readyTimeoutMs;
+    while (Date.now() < deadline) {
+      if (exitCode !== undefined) throw new Error(`mosquitto exited (${exitCode}) before accepting connections at ${url}:\n${this.log()}`);
+      if (await probeBroker(url, 1000)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await this.stop();
+    throw new Error(`mosquitto did not accept connections at ${url} within ${readyTimeoutMs} ms:\n${this.log()}`);
+  }
+
+  /** SIGTERM (Mosquitto saves its database), SIGKILL after 5 s; resolves when it has exited. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return this.exited;
+    child.kill("SIGTERM");
+    // A ref'd timer keeps the event loop alive until the unref'd child has exited.
+    const escalate = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(escalate);
+  }
+
+  private record(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > LOG_LINES_KEPT) this.lines.shift();
+  }
+
+  /**
+   * setpriv (util-linux) execs mosquitto with a parent-death signal, so the
+   * broker stops even if this process is killed outright. As root it also
+   * switches to the broker account first: the death signal is cleared when a
+   * process changes its own user, as Mosquitto would do itself.
+   */
+  private commandLine(): [string, string[]] {
+    const direct: [string, string[]] = [this.executable, ["-c", this.configPath]];
+    const setpriv = setprivWithDeathSignal();
+    if (!setpriv) return direct;
+    const drop = this.account ? ["--reuid", String(this.account.uid), "--regid", String(this.account.gid), "--clear-groups"] : [];
+    return [setpriv, [...drop, "--pdeathsig", "TERM", this.executable, "-c", this.configPath]];
+  }
+}
+
+interface Account {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * As root: the `mosquitto` (else `nobody`) account, made owner of `dataDir`, to
+ * run the broker as, if it can reach that folder (not so under a 0700 home or
+ * temp folder); undefined to run as the current user.
+ */
+function unprivilegedAccount(dataDir: string): Account | undefined {
+  const setpriv = setprivWithDeathSignal();
+  if (process.getuid?.() !== 0 || !setpriv) return undefined;
+  let passwd = "";
+  try {
+    passwd = fs.readFileSync("/etc/passwd", "utf8");
+  } catch {
+    return undefined;
+  }
+  const line = ["mosquitto", "nobody"].map((name) => passwd.split("\n").find((entry) => entry.startsWith(`${name}:`))).find(Boolean);
+  if (!line) return undefined;
+  const fields = line.split(":");
+  const account = { uid: Number(fields[2]), gid: Number(fields[3]) };
+  // Shallow: the config, mosquitto.db and log; a database left by a root-run broker must become readable.
+  for (const entry of [dataDir, ...fs.readdirSync(dataDir).map((name) => path.join(dataDir, name))]) fs.chownSync(entry, account.uid, account.gid);
+  const ids = ["--reuid", String(account.uid), "--regid", String(account.gid), "--clear-groups"];
+  const check = spawnSync(setpriv, [...ids, "test", "-w", dataDir, "-a", "-x", dataDir], { stdio: "ignore" });
+  return check.status === 0 ? account : undefined;
+}
+
+let setprivChecked: string | undefined | null = null;
+function setprivWithDeathSignal(): string | undefined {
+  if (setprivChecked !== null) return setprivChecked;
+  const setpriv = findExecutable("setpriv", ["/usr/bin", "/bin"]);
+  const help = setpriv ? spawnSync(setpriv, ["--help"], { encoding: "utf8" }).stdout ?? "" : "";
+  setprivChecked = help.includes("--pdeathsig") ? setpriv : undefined;
+  return setprivChecked;
+}
+
+function findExecutable(name: string, extraDirs: string[] = []): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean), ...extraDirs];
+  return dirs.map((dir) => path.join(dir, name)).find(isExecutable);
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
