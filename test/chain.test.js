@@ -72,15 +72,20 @@ describe("example flows over MQTT", () => {
     delete process.env.MQTT_PROTOCOL_VERSION;
   });
 
-  it("mnist-chain.json: a burst from the source comes back through the broker as correct results with their ids", async () => {
-    const flow = readFlow("mnist-chain.json");
-    const resultNode = idOf(flow, "mnist-result");
-    // Watch what mnist-result sends, without changing the shipped flow's own wiring.
-    flow.find((n) => n.id === resultNode).wires[0].push("watch");
+  /** Deploys a shipped flow plus a "watch" helper on mnist-result's first output, and connects a client. */
+  async function deployWatchingResults(file) {
+    const flow = readFlow(file);
+    const resultNode = flow.find((n) => n.id === idOf(flow, "mnist-result"));
+    resultNode.wires[0].push("watch"); // the shipped wiring stays as it is
     flow.push({ id: "watch", type: "helper", z: flow[0].id });
     await load(NODES, flow);
     await connected(flow);
     client = await connect(broker.url);
+    return flow;
+  }
+
+  it("mnist-chain.json: a burst from the source comes back through the broker as correct results with their ids", async () => {
+    const flow = await deployWatchingResults("mnist-chain.json");
     const requests = await gather(client, "mnist", (m) => m.length >= 200);
     const results = await gather(client, "result", (m) => m.length >= 200);
     const seen = collect("watch", 200, 30000);
@@ -163,13 +168,7 @@ describe("example flows over MQTT", () => {
   });
 
   it("mnist-output.json reads the original chain's tensor([7]) text and the JSON results", async () => {
-    const flow = readFlow("mnist-output.json");
-    const resultNode = idOf(flow, "mnist-result");
-    flow.find((n) => n.id === resultNode).wires[0].push("watch");
-    flow.push({ id: "watch", type: "helper", z: flow[0].id });
-    await load(NODES, flow);
-    await connected(flow);
-    client = await connect(broker.url);
+    await deployWatchingResults("mnist-output.json");
     const seen = collect("watch", 2);
     await client.publishAsync("result", "tensor([7])");
     await client.publishAsync("result", JSON.stringify({ digit: 3, confidence: 0.9, probabilities: [0, 0, 0, 0.9, 0.1, 0, 0, 0, 0, 0], label: 3 }));
