@@ -27,7 +27,9 @@ const STOP_TIMEOUT_MS = 20_000;
 const USAGE = `Usage: npm start [-- [flow.json] [--reset] [--external-broker]]
 
   flow.json          flow to run (default ${DEFAULT_FLOW}); a copy of it in the
-                     Node-RED user folder is what runs and what the editor saves
+                     Node-RED user folder is what runs and what the editor saves;
+                     flows/mnist-dashboard.json also serves a dashboard (needs
+                     @flowfuse/node-red-dashboard, a dev dependency) and prints its address
   --reset            replace an edited copy with the shipped flow (the old copy
                      is kept as <copy>.bak)
   --external-broker  never start a broker; fail if none answers at MQTT_URL
@@ -157,6 +159,31 @@ function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+const DASHBOARD_PACKAGE = "@flowfuse/node-red-dashboard";
+
+/** The path a flow's FlowFuse Dashboard 2 is served at (its ui-base node's), or undefined for a flow without one. */
+export function dashboardPath(flowFile: string): string | undefined {
+  let nodes: unknown;
+  try {
+    nodes = JSON.parse(fs.readFileSync(flowFile, "utf8"));
+  } catch {
+    return undefined; // an unreadable copy is Node-RED's to report
+  }
+  const base = Array.isArray(nodes) ? (nodes as Array<{ type?: string; path?: string }>).find((node) => node?.type === "ui-base") : undefined;
+  if (!base) return undefined;
+  const served = (base.path || "/dashboard").trim();
+  return served.startsWith("/") ? served : `/${served}`;
+}
+
+/**
+ * Whether Node-RED will find FlowFuse Dashboard 2: in the user folder (installed
+ * from the palette) or in this repository's node_modules (the dev dependency),
+ * which Node-RED scans as the folder it is installed in.
+ */
+export function dashboardInstalled(userDir: string, packageRoot: string = REPO_ROOT): boolean {
+  return [userDir, packageRoot].some((dir) => fs.existsSync(path.join(dir, "node_modules", ...DASHBOARD_PACKAGE.split("/"), "package.json")));
+}
+
 /** The parts of the `node-red` module's embedding API used here. */
 interface NodeRedRuntime {
   init(server: http.Server, settings: Record<string, unknown>): void;
@@ -181,6 +208,14 @@ async function main(argv: string[]): Promise<void> {
   const shipped = resolveFlowFile(args.flow);
   prepareUserDir(userDir);
   const flow = copyFlow(shipped, userDir, args.reset);
+  const dashboard = dashboardPath(flow.copy);
+  if (dashboard && !dashboardInstalled(userDir)) {
+    // Without the package Node-RED waits for the missing ui-* types and starts no flow at all.
+    throw new Error(
+      `${shown(shipped)} is a FlowFuse Dashboard 2 flow, and ${DASHBOARD_PACKAGE} is not installed.\n` +
+        `It is a dev dependency of this repository: run \`npm ci\` (or \`npm install ${DASHBOARD_PACKAGE}\`), then npm start again.`,
+    );
+  }
   const port = Number(process.env.PORT || 1880);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${process.env.PORT}`);
   const host = process.env.HOST || "127.0.0.1";
@@ -255,6 +290,7 @@ async function main(argv: string[]): Promise<void> {
         `  Broker : ${broker.summary}`,
         `  Flow   : ${shown(flow.copy)} ${flowNote}`,
         `  Editor : http://${editorHost}:${address.port}/${process.env.NODE_RED_ADMIN_PASSWORD ? "  (login: admin / $NODE_RED_ADMIN_PASSWORD)" : ""}`,
+        ...(dashboard ? [`  UI     : http://${editorHost}:${address.port}${dashboard}  (the dashboard: draw a digit, watch the chain's accuracy)`] : []),
         `  Topics : requests on ${process.env.MNIST_REQUEST_TOPIC}, results on ${process.env.MNIST_RESULT_TOPIC}, errors on ${process.env.MNIST_ERROR_TOPIC} (MQTT ${process.env.MQTT_PROTOCOL_VERSION === "5" ? "5" : "3.1.1"})`,
         `  Stop   : press Ctrl-C${broker.started ? " (also stops the broker started above)" : ""}`,
         "",

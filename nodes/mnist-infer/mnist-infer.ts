@@ -1,7 +1,10 @@
 // mnist-infer: classifies the handwritten digit in a message with the ONNX
 // model, off the main thread, batching whatever arrives together.
+import { promises as fs } from "fs";
 import * as path from "path";
+import type * as express from "express";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { Classifier, ModelError } from "../shared/classifier";
 import { parseRequest, type Request, type RequestLimits } from "../shared/envelope";
 import { InputError } from "../shared/errors";
 import { InferenceService, type OverflowPolicy, type Prediction } from "../shared/inference-service";
@@ -120,7 +123,64 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType("mnist-infer", MnistInferNode);
+
+  // The edit dialog's "Model info" button: what a model file takes and returns,
+  // checked by the same validation the node runs, before anything is deployed.
+  RED.httpAdmin.get("/mnist-infer/model-info", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
+    void describeModel(RED, req.query.model).then(
+      (answer) => res.status(answer.status).json(answer.body),
+      (err: Error) => res.status(500).json({ error: { code: "failed", message: err.message } }),
+    );
+  });
 };
+
+/** Model-card fields the dialog shows; the rest of the card (held-out indices, …) stays on disk. */
+const CARD_FIGURES = ["version", "heldOutAccuracy", "heldOutCorrect", "heldOutCount", "trainCount", "epochs", "parameters", "opset", "framework"];
+
+/**
+ * The answer to GET /mnist-infer/model-info?model=<path>: an empty path is the
+ * bundled model, a relative one is relative to the user directory, and only
+ * `.onnx` files are opened. Errors carry a code the editor translates.
+ */
+async function describeModel(RED: NodeAPI, given: unknown): Promise<{ status: number; body: unknown }> {
+  const refuse = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
+  const model = typeof given === "string" ? given.trim() : "";
+  if (typeof given !== "string" && given !== undefined) return refuse(400, "bad-request", "model must be one path");
+  if (model && path.extname(model).toLowerCase() !== ".onnx") return refuse(400, "not-onnx", `${model} is not an .onnx file`);
+  const file = model ? path.resolve(RED.settings.userDir ?? process.cwd(), model) : BUNDLED_MODEL;
+  const stat = await fs.stat(file).catch(() => undefined);
+  if (!stat) return refuse(404, "not-found", `${file} does not exist`);
+  if (!stat.isFile()) return refuse(400, "not-a-file", `${file} is not a file`);
+
+  let classifier: Classifier | undefined;
+  try {
+    classifier = await Classifier.create(file);
+    const { info } = classifier;
+    const card: Record<string, unknown> = {};
+    for (const key of CARD_FIGURES) {
+      const value = info.card?.[key];
+      if (typeof value === "number" || typeof value === "string") card[key] = value;
+    }
+    return {
+      status: 200,
+      body: {
+        bundled: !model,
+        file,
+        name: info.name,
+        sha256: info.sha256,
+        bytes: info.bytes,
+        input: info.input,
+        output: info.output,
+        card: Object.keys(card).length ? card : null,
+      },
+    };
+  } catch (err) {
+    if (err instanceof ModelError) return refuse(422, "invalid-model", err.message);
+    throw err;
+  } finally {
+    await classifier?.release();
+  }
+}
 
 function toResult(prediction: Prediction, request: Request, service: InferenceService): InferResult {
   const result: InferResult = {

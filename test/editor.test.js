@@ -1,0 +1,344 @@
+"use strict";
+// What a Node-RED user sees of the package in the editor, in a real browser
+// (Debian's Chromium) against `npm start`: the palette and its icons, nodes
+// dragged in fresh, the edit dialogs with their validation and the model-info
+// button, the help sidebar in English and Chinese, every example imported from
+// the Import menu, and a deployed chain showing live status under its nodes.
+const { describe, it, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { browserSkipReason, launchBrowser, openPage, screenshot, localProblems, startDemo } = require("./support/browser");
+
+const TYPES = ["mnist-image-source", "mnist-infer", "mnist-result"];
+const PASSWORD = "editor-test-password";
+const EXAMPLES = path.join(__dirname, "..", "examples");
+
+// ---- a small ONNX model whose input is a 3-channel 32×32 image, for the model-info refusal.
+// Protocol-buffer encoding of onnx.proto's ModelProto, by hand: nothing else here writes ONNX.
+function varint(n) {
+  const bytes = [];
+  do {
+    bytes.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n = Math.floor(n / 128);
+  } while (n > 0);
+  return Buffer.from(bytes);
+}
+const field = (number, value) =>
+  typeof value === "number"
+    ? Buffer.concat([varint(number << 3), varint(value)])
+    : Buffer.concat([varint((number << 3) | 2), varint(Buffer.byteLength(value)), Buffer.from(value)]);
+const dims = (shape) => Buffer.concat(shape.map((d) => field(1, typeof d === "number" ? field(1, d) : field(2, d))));
+const tensor = (name, shape) => Buffer.concat([field(1, name), field(2, field(1, Buffer.concat([field(1, 1 /* FLOAT */), field(2, dims(shape))])))]);
+function flattenModel(inputShape, outputShape) {
+  const node = Buffer.concat([field(1, "x"), field(2, "y"), field(3, "flatten"), field(4, "Flatten")]);
+  const graph = Buffer.concat([field(1, node), field(2, "wrong-shape"), field(11, tensor("x", inputShape)), field(12, tensor("y", outputShape))]);
+  return Buffer.concat([field(1, 7), field(2, "editor-test"), field(7, graph), field(8, Buffer.concat([field(1, ""), field(2, 13)]))]);
+}
+
+const skip = browserSkipReason();
+
+describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () => {
+  let demo;
+  let browser;
+  let page;
+  let problems;
+  let responses;
+  let clearProblems;
+  let token;
+
+  /** The admin API with the editor's login, as the editor itself calls it. */
+  async function admin(url) {
+    const response = await fetch(`${demo.url}/${url}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: response.status, body: await response.json().catch(() => undefined) };
+  }
+
+  /** Runs `fn` in the editor page. */
+  const inEditor = (fn, arg) => page.evaluate(fn, arg);
+
+  before(async () => {
+    const empty = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "mnist-editor-flow-")), "empty-flow.json");
+    fs.writeFileSync(empty, JSON.stringify([{ id: "e0f1a2b3c4d5e6f7", type: "tab", label: "Flow 1", disabled: false, info: "" }]));
+    demo = await startDemo(empty, { env: { NODE_RED_ADMIN_PASSWORD: PASSWORD } });
+    // A model the node must refuse, and a file that is not a model, in the user directory.
+    fs.writeFileSync(path.join(demo.userDir, "rgb-32.onnx"), flattenModel(["N", 3, 32, 32], ["N", 3072]));
+    fs.writeFileSync(path.join(demo.userDir, "notes.txt"), "not a model");
+    fs.mkdirSync(path.join(demo.userDir, "folder.onnx"));
+
+    browser = await launchBrowser();
+    ({ page, problems, responses, clearProblems } = await openPage(browser));
+    await page.goto(demo.url);
+    // adminAuth is on: the editor asks for a login first.
+    await page.fill("#node-dialog-login-username", "admin");
+    await page.fill("#node-dialog-login-password", PASSWORD);
+    await page.click("#node-dialog-login-submit");
+    await page.waitForSelector(`.red-ui-palette-node[data-palette-type="mnist-infer"]`, { timeout: 60000 });
+    token = await inEditor(() => RED.settings.get("auth-tokens").access_token);
+    clearProblems(); // the 401s that made the editor ask for the login
+    // The welcome tour of a new Node-RED version covers the workspace.
+    await page.waitForTimeout(500);
+    await page.keyboard.press("Escape");
+  });
+
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+
+  it("shows the three nodes in one palette category, with their icons and labels", async () => {
+    const category = page.locator("#red-ui-palette-container-machine_learning");
+    assert.equal((await category.locator(".red-ui-palette-header").innerText()).trim(), "machine learning");
+    const types = await category.locator(".red-ui-palette-node").evaluateAll((els) => els.map((el) => el.dataset.paletteType));
+    assert.deepEqual(types.sort(), [...TYPES].sort());
+    const labels = await category.locator(".red-ui-palette-label").allInnerTexts();
+    assert.deepEqual(labels.map((l) => l.replace(/\s+/g, " ").trim()).sort(), ["mnist infer", "mnist result", "mnist source"]);
+
+    for (const type of TYPES) {
+      const icon = await category.locator(`[data-palette-type="${type}"] .red-ui-palette-icon-container`).getAttribute("data-palette-icon");
+      assert.equal(icon, `icons/node-red-contrib-mnist/${type}.svg`);
+      const response = await page.request.get(`${demo.url}/${icon}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(response.status(), 200, icon);
+      const svg = await response.text();
+      assert.match(svg, /viewBox="0, 0, 40, 60"/, `${icon} uses Node-RED's 40×60 icon box`);
+      assert.doesNotMatch(svg, /<text|fill="#(?!fff)/i, `${icon} is white shapes only`);
+      // The palette shows the icon as a background image, which the browser fetched.
+      const shown = await category.locator(`[data-palette-type="${type}"] .red-ui-palette-icon`).evaluate((el) => getComputedStyle(el).backgroundImage);
+      assert.match(shown, new RegExp(`/icons/node-red-contrib-mnist/${type}\\.svg`));
+      assert.ok(responses().some((r) => r.url.endsWith(`/icons/node-red-contrib-mnist/${type}.svg`) && r.status === 200), `the browser loaded the ${type} icon`);
+    }
+    assert.equal(await inEditor(() => RED.nodes.getType("mnist-infer").color), "#3FADB5");
+    await screenshot(page, "editor-palette", { clip: { x: 0, y: 40, width: 300, height: 300 } });
+    assert.deepEqual(localProblems(problems(), demo.url), [], "no request of the editor failed");
+  });
+
+  it("takes a node dragged from the palette as it is: valid, with a useful label", async () => {
+    const workspace = page.locator("#red-ui-workspace-chart");
+    const spots = { "mnist-image-source": { x: 190, y: 120 }, "mnist-infer": { x: 440, y: 120 }, "mnist-result": { x: 690, y: 120 } };
+    for (const type of TYPES) {
+      await page.locator(`#red-ui-palette-container-machine_learning [data-palette-type="${type}"]`).dragTo(workspace, { targetPosition: spots[type] });
+    }
+    const dragged = await inEditor((types) =>
+      types.map((type) => {
+        const node = RED.nodes.filterNodes({ type })[0];
+        return node && { type, valid: node.valid, label: RED.utils.getNodeLabel(node) };
+      }), TYPES);
+    assert.deepEqual(dragged, [
+      { type: "mnist-image-source", valid: true, label: "MNIST samples · every 1000 ms" },
+      { type: "mnist-infer", valid: true, label: "mnist infer" },
+      { type: "mnist-result", valid: true, label: "mnist result · summary every 100" },
+    ]);
+  });
+
+  it("edits mnist-infer with TypedInputs and clear validation messages", async () => {
+    await page.locator(".red-ui-flow-node-group").filter({ hasText: "mnist infer" }).first().dblclick();
+    await page.waitForSelector("#node-input-model-info");
+    for (const id of ["property", "output"]) {
+      assert.equal(await page.locator(`#node-input-${id} + .red-ui-typedInput-container`).count(), 1, `${id} is a TypedInput`);
+      assert.equal(await inEditor((id) => $(`#node-input-${id}`).typedInput("type"), id), "msg");
+    }
+    assert.equal(await page.locator("#node-input-preview").isChecked(), false, "preview is offered, off by default");
+
+    await page.fill("#node-input-maxBatch", "0");
+    await page.locator("#node-input-maxBatch").dispatchEvent("change");
+    await page.waitForSelector("#node-input-maxBatch.input-error");
+    await page.hover("#node-input-maxBatch");
+    await page.waitForSelector(".red-ui-popover:has-text('Max batch must be a whole number from 1 to 1024')");
+    await page.fill("#node-input-maxBatch", "32");
+    await page.locator("#node-input-maxBatch").dispatchEvent("change");
+    await page.waitForSelector("#node-input-maxBatch:not(.input-error)");
+
+    await page.fill("#node-input-model", "notes.txt");
+    await page.locator("#node-input-model").dispatchEvent("change");
+    await page.waitForSelector("#node-input-model.input-error");
+    await page.hover("#node-input-model");
+    await page.waitForSelector(".red-ui-popover:has-text('Model must be the path of an .onnx file')");
+  });
+
+  it("shows the bundled model's inputs, outputs and model card with the model-info button", async () => {
+    await page.fill("#node-input-model", "");
+    await page.click("#node-input-model-info");
+    const box = page.locator("#mnist-infer-model-info");
+    await box.locator("table").waitFor();
+    const text = await box.innerText();
+    assert.match(text, /mnist-infer can use this model/);
+    assert.match(text, /mnist-cnn 1\.0\.0 · bundled with the package/);
+    assert.match(text, /Input\s+image \[batch, 1, 28, 28\]/);
+    assert.match(text, /Output\s+logits \[batch, 10\]/);
+    assert.match(text, /Held-out accuracy\s+99\.13% \(1,487 of 1,500 digits it never trained on\)/);
+    assert.match(text, /Parameters\s+98,554 · ONNX opset 13/);
+    await screenshot(page, "editor-infer-dialog", { docs: "editor-infer-dialog" });
+  });
+
+  it("refuses, with a clear message, a model that is not one 28×28 channel, a missing file and a non-.onnx file", async () => {
+    const box = page.locator("#mnist-infer-model-info");
+    const ask = async (model) => {
+      await page.fill("#node-input-model", model);
+      await page.click("#node-input-model-info");
+      await box.locator(".mnist-infer-model-error, table").first().waitFor();
+      return (await box.innerText()).replace(/\s+/g, " ");
+    };
+    assert.match(await ask("rgb-32.onnx"), /mnist-infer cannot use this model .*input "x" has shape \[N, 3, 32, 32\]; it needs one 28×28 channel/);
+    await screenshot(page, "editor-infer-refused");
+    assert.match(await ask("no-such-model.onnx"), /There is no model file at this path/);
+    assert.match(await ask("notes.txt"), /Only \.onnx files can be used as a model/);
+    await page.click("#node-dialog-cancel");
+    clearProblems(); // those three answers were 422, 404 and 400 on purpose
+  });
+
+  it("serves model info only to a logged-in user, resolving paths against the user directory", async () => {
+    const anonymous = await fetch(`${demo.url}/mnist-infer/model-info`);
+    assert.equal(anonymous.status, 401);
+
+    const bundled = await admin("mnist-infer/model-info");
+    assert.equal(bundled.status, 200);
+    assert.equal(bundled.body.bundled, true);
+    assert.deepEqual(bundled.body.input, { name: "image", shape: ["batch", 1, 28, 28], layout: "nchw" });
+    assert.deepEqual(bundled.body.output, { name: "logits", shape: ["batch", 10] });
+    assert.equal(bundled.body.card.heldOutAccuracy, 0.9913);
+    assert.equal(bundled.body.card.heldOutIndices, undefined, "only the card's key figures");
+
+    // The bundled model named by an absolute path is the same model.
+    const model = path.join(__dirname, "..", "models", "mnist-cnn.onnx");
+    const byPath = await admin(`mnist-infer/model-info?model=${encodeURIComponent(model)}`);
+    assert.equal(byPath.status, 200);
+    assert.equal(byPath.body.sha256, bundled.body.sha256);
+
+    const refused = await admin("mnist-infer/model-info?model=rgb-32.onnx");
+    assert.equal(refused.status, 422);
+    assert.equal(refused.body.error.code, "invalid-model");
+    assert.match(refused.body.error.message, /28×28/);
+    assert.equal((await admin("mnist-infer/model-info?model=no-such.onnx")).body.error.code, "not-found");
+    assert.equal((await admin("mnist-infer/model-info?model=folder.onnx")).body.error.code, "not-a-file");
+    for (const other of ["notes.txt", "../../../etc/passwd", "/etc/hostname"]) {
+      const answer = await admin(`mnist-infer/model-info?model=${encodeURIComponent(other)}`);
+      assert.equal(answer.status, 400, other);
+      assert.equal(answer.body.error.code, "not-onnx", other);
+    }
+  });
+
+  it("shows each node's help in the sidebar: summary, Inputs, Outputs, Details, References", async () => {
+    await inEditor(() => RED.view.select({ nodes: [] }));
+    await page.locator(".red-ui-editor-stack, #red-ui-editor-shade").first().waitFor({ state: "hidden", timeout: 5000 }).catch(() => {});
+    await page.waitForTimeout(400); // the closing edit tray fades the workspace
+    for (const type of TYPES) {
+      await inEditor((type) => RED.sidebar.help.show(type), type);
+      const help = page.locator(".red-ui-sidebar-info .red-ui-help").last();
+      await help.locator("h3").first().waitFor();
+      const headings = await help.locator("h3").allInnerTexts();
+      assert.deepEqual(headings.map((h) => h.trim()), ["Inputs", "Outputs", "Details", "References"], type);
+      const summary = (await help.locator("p").first().innerText()).trim();
+      assert.ok(summary.length > 40 && /\.$/.test(summary), `${type} starts with a one-sentence summary: ${summary}`);
+      if (type === "mnist-infer") {
+        assert.match(await help.innerText(), /msg\.preview/);
+        await screenshot(page, "editor-help-mnist-infer", { docs: "editor-help" });
+      }
+    }
+  });
+
+  it("imports every example from Import → Examples, with no unknown node", async () => {
+    const files = fs.readdirSync(EXAMPLES).filter((f) => f.endsWith(".json")).sort();
+    assert.ok(files.includes("mnist-dashboard.json") && files.includes("mnist-chain.json"), files.join());
+    // The chain last: it stays and is deployed by the next test.
+    files.sort((a, b) => (a === "mnist-chain.json") - (b === "mnist-chain.json"));
+    for (const file of files) {
+      const flow = JSON.parse(fs.readFileSync(path.join(EXAMPLES, file), "utf8"));
+      const tab = flow.find((n) => n.type === "tab");
+      await page.click("#red-ui-header-button-sidemenu");
+      await page.click("#menu-item-import");
+      await page.click("#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples a");
+      const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
+      const folder = examples.locator(".red-ui-treeList-label", { hasText: "node-red-contrib-mnist" });
+      if (!(await examples.locator(".red-ui-treeList-label-text", { hasText: /^mnist-chain$/ }).isVisible())) await folder.click();
+      await examples.locator(".red-ui-treeList-label-text").getByText(file.replace(/\.json$/, ""), { exact: true }).click();
+      await page.click("#red-ui-clipboard-dialog-ok");
+      // The editor fetches the example after the dialog closes, then adds its tab.
+      await page.waitForFunction((id) => !!RED.nodes.workspace(id), tab.id, { timeout: 10000 });
+      const imported = await inEditor(({ tabId, ids }) => ({
+        tab: !!RED.nodes.workspace(tabId),
+        missing: ids.filter((id) => RED.nodes.node(id)?.z !== tabId),
+        unknown: RED.nodes.filterNodes({ z: tabId }).filter((n) => n.type === "unknown" || !RED.nodes.getType(n.type)).map((n) => n.type),
+      }), { tabId: tab.id, ids: flow.filter((n) => n.z === tab.id).map((n) => n.id) });
+      assert.deepEqual(imported, { tab: true, missing: [], unknown: [] }, file);
+      // The dashboard's ui-* configuration nodes sit outside any tab: count them too.
+      const global = flow.filter((n) => !n.z && n.type !== "tab").map((n) => n.id);
+      assert.deepEqual(await inEditor((ids) => ids.filter((id) => !RED.nodes.node(id)), global), [], `${file}: global configuration nodes`);
+      if (file !== "mnist-chain.json") {
+        await inEditor((tabId) => RED.workspaces.delete(RED.nodes.workspace(tabId)), tab.id);
+        assert.equal(await inEditor((tabId) => !!RED.nodes.workspace(tabId), tab.id), false, `${file}: its tab is deleted again`);
+      }
+    }
+  });
+
+  it("deploys the chain and shows live status text under its nodes", async () => {
+    const chain = JSON.parse(fs.readFileSync(path.join(EXAMPLES, "mnist-chain.json"), "utf8")).find((n) => n.type === "tab");
+    await inEditor((id) => RED.workspaces.show(id), chain.id);
+    await page.click("#red-ui-header-button-deploy");
+    // The dashboard example's tab is gone but its ui-* configuration nodes stay, unused: confirm.
+    const confirm = page.locator("#node-dialog-confirm-deploy-deploy");
+    await confirm.waitFor({ timeout: 3000 }).then(() => confirm.click(), () => {});
+    const statusOf = (type) =>
+      inEditor((type) => {
+        const node = RED.nodes.filterNodes({ type }).find((n) => n.z === RED.workspaces.active());
+        return node && document.querySelector(`#${CSS.escape(node.id)} .red-ui-flow-node-status-label`)?.textContent;
+      }, type);
+    const expected = { "mnist-image-source": /^running · \d+ sent/, "mnist-infer": /^\d \(\d+\.\d%\)/, "mnist-result": /^\d \(\d+\.\d%\) · acc \d+\.\d%$/ };
+    const deadline = Date.now() + 60000;
+    let seen;
+    for (;;) {
+      seen = Object.fromEntries(await Promise.all(TYPES.map(async (type) => [type, await statusOf(type)])));
+      if (TYPES.every((type) => expected[type].test(seen[type] ?? ""))) break;
+      if (Date.now() > deadline) assert.fail(`status under the chain's nodes: ${JSON.stringify(seen)}`);
+      await page.waitForTimeout(500);
+    }
+    await inEditor(() => RED.view.select({ nodes: [] }));
+    // Let the "Imported" and "Successfully deployed" notifications go before the picture.
+    await page.locator(".red-ui-notification").first().waitFor({ state: "detached", timeout: 15000 }).catch(() => {});
+    await screenshot(page, "editor-chain-deployed", { docs: "editor-chain" });
+    // The nodes dragged in fresh run too, unconfigured: the source sends the bundled digits.
+    const fresh = () =>
+      inEditor(() => Object.fromEntries(RED.nodes.filterNodes({ z: "e0f1a2b3c4d5e6f7" }).map((n) => [n.type, n.status && n.status.text])));
+    let statuses = await fresh();
+    while (!/^running · \d+ sent/.test(statuses["mnist-image-source"] ?? "") || statuses["mnist-infer"] !== "ready") {
+      if (Date.now() > deadline) assert.fail(`status of the fresh nodes: ${JSON.stringify(statuses)}`);
+      await page.waitForTimeout(250);
+      statuses = await fresh();
+    }
+    assert.equal(statuses["mnist-result"], "waiting for results");
+    assert.deepEqual(localProblems(problems(), demo.url), [], "no request of the editor failed");
+  });
+
+  it("speaks Chinese to a zh-CN browser: palette category, dialog labels, help and status", async () => {
+    const chinese = await openPage(browser, { locale: "zh-CN" });
+    try {
+      const zh = chinese.page;
+      // Same login, kept by the editor in localStorage.
+      await zh.goto(demo.url);
+      await zh.fill("#node-dialog-login-username", "admin");
+      await zh.fill("#node-dialog-login-password", PASSWORD);
+      await zh.click("#node-dialog-login-submit");
+      await zh.waitForSelector(`.red-ui-palette-node[data-palette-type="mnist-infer"]`, { timeout: 60000 });
+      chinese.clearProblems();
+      await zh.waitForTimeout(500);
+      await zh.keyboard.press("Escape");
+      assert.equal((await zh.locator("#red-ui-palette-container-machine_learning .red-ui-palette-header").innerText()).trim(), "机器学习");
+      await zh.evaluate(() => RED.sidebar.help.show("mnist-infer"));
+      const help = zh.locator(".red-ui-sidebar-info .red-ui-help").last();
+      await help.locator("h3").first().waitFor();
+      assert.deepEqual((await help.locator("h3").allInnerTexts()).map((h) => h.trim()), ["输入", "输出", "详细", "参考"]);
+      assert.match(await help.locator("p").first().innerText(), /识别图像中的手写数字/);
+      await zh.evaluate(() => RED.editor.edit(RED.nodes.filterNodes({ type: "mnist-infer" })[0]));
+      await zh.waitForSelector("#node-input-model-info");
+      assert.equal((await zh.locator("label[for=node-input-property]").innerText()).trim(), "图像");
+      await zh.click("#node-input-model-info");
+      await zh.locator("#mnist-infer-model-info table").waitFor();
+      assert.match(await zh.locator("#mnist-infer-model-info").innerText(), /mnist-infer 可以使用此模型[\s\S]*留出集准确率\s+99\.13%/);
+      await screenshot(zh, "editor-zh-CN", { docs: "editor-zh-CN" });
+      await zh.click("#node-dialog-cancel");
+      assert.deepEqual(localProblems(chinese.problems(), demo.url), []);
+    } finally {
+      await chinese.context.close();
+    }
+  });
+});
+
