@@ -10,7 +10,7 @@ import { InputError } from "../shared/errors";
 import { InferenceService, type OverflowPolicy, type Prediction } from "../shared/inference-service";
 import { BUNDLED_MODEL } from "../shared/package-paths";
 import type { InferResult } from "../shared/contract";
-import { clearStatus, percent, showStatus } from "../shared/status";
+import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
 
 interface MnistInferDef extends NodeDef {
   model: string;
@@ -30,9 +30,6 @@ const DEFAULTS = {
   maxBytes: 5 * 1024 * 1024,
   maxPixels: 24_000_000,
 };
-
-/** Status changes at most this often: at thousands of messages a second the editor need not see each. */
-const STATUS_INTERVAL_MS = 250;
 
 export = function (RED: NodeAPI) {
   function MnistInferNode(this: Node, config: MnistInferDef) {
@@ -54,8 +51,6 @@ export = function (RED: NodeAPI) {
       preview: Boolean(config.preview),
     });
 
-    let lastStatusAt = 0;
-    let statusTimer: NodeJS.Timeout | undefined;
     let lastPrediction: Prediction | undefined;
 
     showStatus(node, "loading", RED._("mnist-infer.status.loading"));
@@ -72,20 +67,13 @@ export = function (RED: NodeAPI) {
       }
     });
 
-    /** Shows the latest prediction, or the backlog, at most every STATUS_INTERVAL_MS. */
-    function refreshStatus(): void {
-      const now = Date.now();
-      if (statusTimer) return;
-      const wait = Math.max(0, lastStatusAt + STATUS_INTERVAL_MS - now);
-      statusTimer = setTimeout(() => {
-        statusTimer = undefined;
-        lastStatusAt = Date.now();
-        if (service.state !== "ready" || !lastPrediction) return;
-        const backlog = service.backlog;
-        const text = `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${backlog > 0 ? ` · ${RED._("mnist-infer.status.queued", { count: backlog })}` : ""}`;
-        showStatus(node, backlog > 0 ? "working" : "ready", text);
-      }, wait);
-    }
+    /** Shows the latest prediction, or the backlog while one builds up. */
+    const predictionStatus = throttledStatus(() => {
+      if (service.state !== "ready" || !lastPrediction) return;
+      const backlog = service.backlog;
+      const text = `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${backlog > 0 ? ` · ${RED._("mnist-infer.status.queued", { count: backlog })}` : ""}`;
+      showStatus(node, backlog > 0 ? "working" : "ready", text);
+    });
 
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
       let request: Request | undefined;
@@ -98,7 +86,7 @@ export = function (RED: NodeAPI) {
         lastPrediction = prediction;
         RED.util.setMessageProperty(msg, output, toResult(prediction, request, service), true);
         if (prediction.preview) msg.preview = prediction.preview;
-        refreshStatus();
+        predictionStatus.request();
         send(msg);
         done();
       } catch (err) {
@@ -111,7 +99,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      if (statusTimer) clearTimeout(statusTimer);
+      predictionStatus.cancel();
       service
         .close()
         .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))

@@ -5,7 +5,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
 import type { ErrorReply } from "../shared/contract";
 import { ResultStatistics } from "../shared/statistics";
-import { clearStatus, percent, showStatus } from "../shared/status";
+import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
 
 interface MnistResultDef extends NodeDef {
   summaryEvery: string | number;
@@ -13,9 +13,6 @@ interface MnistResultDef extends NodeDef {
 }
 
 const DEFAULT_SUMMARY_EVERY = 100;
-
-/** Status changes at most this often: at thousands of results a second the editor need not see each. */
-const STATUS_INTERVAL_MS = 250;
 
 type LastEvent = { kind: "result" } | { kind: "error-reply"; code: string } | { kind: "unreadable" } | { kind: "reset" };
 
@@ -29,32 +26,24 @@ export = function (RED: NodeAPI) {
     const stats = new ResultStatistics(Date.now());
 
     let lastEvent: LastEvent = { kind: "reset" };
-    let lastStatusAt = 0;
-    let statusTimer: NodeJS.Timeout | undefined;
 
     showStatus(node, "ready", RED._("mnist-result.status.waiting"));
 
-    /** Shows the latest prediction and the running accuracy, at most every STATUS_INTERVAL_MS. */
-    function refreshStatus(): void {
-      if (statusTimer) return;
-      const wait = Math.max(0, lastStatusAt + STATUS_INTERVAL_MS - Date.now());
-      statusTimer = setTimeout(() => {
-        statusTimer = undefined;
-        lastStatusAt = Date.now();
-        const last = stats.latest;
-        if (lastEvent.kind === "unreadable") {
-          showStatus(node, "failed", RED._("mnist-result.status.unreadable"));
-        } else if (lastEvent.kind === "error-reply") {
-          showStatus(node, "failed", `${RED._("mnist-result.status.error-reply")} ${lastEvent.code}`);
-        } else if (lastEvent.kind === "reset" || !last) {
-          showStatus(node, "ready", RED._("mnist-result.status.waiting"));
-        } else {
-          const confidence = last.confidence === null ? "" : ` (${percent(last.confidence)})`;
-          const accuracy = stats.accuracy === null ? "" : ` · ${RED._("mnist-result.status.accuracy")} ${percent(stats.accuracy)}`;
-          showStatus(node, "ready", `${last.digit}${confidence}${accuracy}`);
-        }
-      }, wait);
-    }
+    /** Shows the latest prediction and the running accuracy. */
+    const resultStatus = throttledStatus(() => {
+      const last = stats.latest;
+      if (lastEvent.kind === "unreadable") {
+        showStatus(node, "failed", RED._("mnist-result.status.unreadable"));
+      } else if (lastEvent.kind === "error-reply") {
+        showStatus(node, "failed", `${RED._("mnist-result.status.error-reply")} ${lastEvent.code}`);
+      } else if (lastEvent.kind === "reset" || !last) {
+        showStatus(node, "ready", RED._("mnist-result.status.waiting"));
+      } else {
+        const confidence = last.confidence === null ? "" : ` (${percent(last.confidence)})`;
+        const accuracy = stats.accuracy === null ? "" : ` · ${RED._("mnist-result.status.accuracy")} ${percent(stats.accuracy)}`;
+        showStatus(node, "ready", `${last.digit}${confidence}${accuracy}`);
+      }
+    });
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       const now = Date.now();
@@ -66,7 +55,7 @@ export = function (RED: NodeAPI) {
           if (incoming.command === "reset") {
             stats.reset(now);
             lastEvent = { kind: "reset" };
-            refreshStatus();
+            resultStatus.request();
           }
           // A reset answers with the cleared statistics, so a dashboard shows them at once.
           msg.payload = stats.summary(now);
@@ -74,7 +63,7 @@ export = function (RED: NodeAPI) {
         } else if (incoming.kind === "error-reply") {
           stats.recordError(incoming.reply.error.code);
           lastEvent = { kind: "error-reply", code: incoming.reply.error.code };
-          refreshStatus();
+          resultStatus.request();
           if (perResult) {
             msg.payload = describeError(incoming.reply);
             (msg as NodeMessage & { result?: unknown }).result = incoming.reply;
@@ -84,7 +73,7 @@ export = function (RED: NodeAPI) {
           const result = incoming.result;
           Object.assign(result, stats.record(result, now, result.legacy));
           lastEvent = { kind: "result" };
-          refreshStatus();
+          resultStatus.request();
           let summary: NodeMessage | null = null;
           if (summaryEvery > 0 && stats.results % summaryEvery === 0) summary = { payload: stats.summary(now) };
           if (perResult) {
@@ -98,7 +87,7 @@ export = function (RED: NodeAPI) {
         if (err instanceof UnreadableMessage && err.code === "unreadable") {
           stats.recordUnparseable();
           lastEvent = { kind: "unreadable" };
-          refreshStatus();
+          resultStatus.request();
         }
         done(err as Error);
       }
@@ -106,8 +95,7 @@ export = function (RED: NodeAPI) {
 
     node.on("close", (_removed: boolean, done: () => void) => {
       try {
-        if (statusTimer) clearTimeout(statusTimer);
-        statusTimer = undefined;
+        resultStatus.cancel();
         clearStatus(node);
       } finally {
         done();

@@ -26,3 +26,29 @@ export function clearStatus(node: Node): void {
 export function percent(fraction: number): string {
   return `${(fraction * 100).toFixed(1)}%`;
 }
+
+/** Status changes at most this often: at thousands of messages a second the editor need not see each. */
+const STATUS_INTERVAL_MS = 250;
+
+/**
+ * Calls `show` at most every 250 ms, always once more after the last request,
+ * so the status ends on the latest state without an update per message.
+ */
+export function throttledStatus(show: () => void): { request(): void; cancel(): void } {
+  let lastShownAt = 0;
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    request() {
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        lastShownAt = Date.now();
+        show();
+      }, Math.max(0, lastShownAt + STATUS_INTERVAL_MS - Date.now()));
+    },
+    cancel() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
