@@ -58,7 +58,10 @@ export const SHIPPED_CONFIG = path.join(REPO_ROOT, "mosquitto", "mosquitto.conf"
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 const LOG_LINES_KEPT = 200;
 
-/** Whether an MQTT broker accepts a connection at `url` within `timeoutMs`. */
+/**
+ * Whether an MQTT broker answers at `url` within `timeoutMs`. A broker that
+ * refuses the login (it wants credentials this probe does not have) still answers.
+ */
 export function probeBroker(url: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
@@ -79,7 +82,8 @@ export function probeBroker(url: string, timeoutMs = 2000): Promise<boolean> {
       resolve(answered);
     }
     client.once("connect", () => finish(true));
-    client.once("error", () => finish(false));
+    // CONNACK 4 / 5 (MQTT 3.1.1) and 134 / 135 (MQTT 5): bad credentials or not authorised.
+    client.once("error", (err: Error & { code?: number }) => finish([4, 5, 134, 135].includes(Number(err.code))));
     client.once("close", () => finish(false));
   });
 }
