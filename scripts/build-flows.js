@@ -20,16 +20,39 @@ const COMMON_ENV = [
 function tab(key, label, info, extraEnv = []) {
   return { id: id(key), type: "tab", label, disabled: false, info, env: [...COMMON_ENV, ...extraEnv] };
 }
-function broker(key, tabKey, name) {
+/**
+ * A broker connection. Delivery settings (docs/reliability.md):
+ * - `persistent`: a fixed client id (MQTT_CLIENT_ID, default per flow) with
+ *   clean session off, and subscriptions kept when the flow stops
+ *   (autoUnsubscribe off), so the broker queues QoS 1 requests and results
+ *   while Node-RED is disconnected: broker restarts, Node-RED restarts and
+ *   redeploys (what is in Node-RED's hands at that moment is another matter).
+ *   The MQTT 5 session lasts a day, like persistent_client_expiration.
+ * - otherwise (the shared-subscription flow): a clean session. Mosquitto keeps
+ *   handing an offline persistent member of a share group its share of the
+ *   requests, where they wait until it returns; a clean member leaves the group
+ *   when it disconnects, so the others take all the requests.
+ * One connection per flow, on purpose: with separate connections for mqtt in and
+ * mqtt out, after a broker restart the receiving one can be back before the
+ * sending one, and Node-RED drops every result published meanwhile.
+ * Credentials never appear here: put ${MQTT_USERNAME} / ${MQTT_PASSWORD} in the
+ * broker's Security tab (stored in flows_cred.json); for mqtts:// URLs the
+ * server certificate is verified, against NODE_EXTRA_CA_CERTS for a private CA
+ * (docs/security.md).
+ */
+function broker(key, tabKey, name, { persistent = true } = {}) {
   return {
-    id: id(key), type: "mqtt-broker", z: id(tabKey), name, broker: "${MQTT_URL}", port: "", clientid: "", autoConnect: true, usetls: false,
-    protocolVersion: "${MQTT_PROTOCOL_VERSION}", keepalive: 60, cleansession: true, autoUnsubscribe: true,
+    id: id(key), type: "mqtt-broker", z: id(tabKey), name, broker: "${MQTT_URL}", port: "", clientid: "${MQTT_CLIENT_ID}", autoConnect: true,
+    usetls: false, verifyservercert: true,
+    protocolVersion: "${MQTT_PROTOCOL_VERSION}", keepalive: 60, cleansession: !persistent, autoUnsubscribe: !persistent,
     birthTopic: "", birthQos: "0", birthRetain: "false", birthPayload: "", birthMsg: {},
     closeTopic: "", closeQos: "0", closeRetain: "false", closePayload: "", closeMsg: {},
     willTopic: "", willQos: "0", willRetain: "false", willPayload: "", willMsg: {},
-    userProps: "", sessionExpiry: "",
+    userProps: "", sessionExpiry: persistent ? "86400" : "",
   };
 }
+/** MQTT_CLIENT_ID with a per-flow default; "" lets Node-RED pick a random id. */
+const clientIdEnv = (fallback) => envDefault("MQTT_CLIENT_ID", fallback);
 const comment = (key, tabKey, name, info, x, y) => ({ id: id(key), type: "comment", z: id(tabKey), name, info, x, y, wires: [] });
 const inject = (key, tabKey, name, props, x, y, wires) => ({
   id: id(key), type: "inject", z: id(tabKey), name, props: props.map(([p, v, vt]) => (vt ? { p, v, vt } : { p })),
@@ -40,8 +63,9 @@ const mqttIn = (key, tabKey, brokerKey, name, topic, x, y, wires) => ({
   id: id(key), type: "mqtt in", z: id(tabKey), name, topic, qos: "1", datatype: "buffer", broker: id(brokerKey),
   nl: false, rap: true, rh: 0, inputs: 0, x, y, wires: [wires.map(id)],
 });
+// QoS 1 even when the topic comes with the message (replies): a blank qos would publish at msg.qos or 0.
 const mqttOut = (key, tabKey, brokerKey, name, topic, x, y) => ({
-  id: id(key), type: "mqtt out", z: id(tabKey), name, topic, qos: topic ? "1" : "", retain: "false", respTopic: "", contentType: "",
+  id: id(key), type: "mqtt out", z: id(tabKey), name, topic, qos: "1", retain: "false", respTopic: "", contentType: "",
   userProps: "", correl: "", expiry: "", broker: id(brokerKey), x, y, wires: [],
 });
 const fn = (key, tabKey, name, func, x, y, wires) => ({
@@ -119,34 +143,36 @@ function outputStage(t, b, y0) {
   ];
 }
 
-const ABOUT = "Set MQTT_URL (default mqtt://127.0.0.1:1883), MQTT_PROTOCOL_VERSION (4 or 5),\nMNIST_REQUEST_TOPIC (mnist), MNIST_RESULT_TOPIC (result) and MNIST_ERROR_TOPIC (result/error)\nin Node-RED's environment to change the broker and topics.";
+const ABOUT = "Set MQTT_URL (default mqtt://127.0.0.1:1883), MQTT_PROTOCOL_VERSION (4 or 5),\nMNIST_REQUEST_TOPIC (mnist), MNIST_RESULT_TOPIC (result) and MNIST_ERROR_TOPIC (result/error)\nin Node-RED's environment to change the broker and topics. MQTT_CLIENT_ID names this flow's\nMQTT session; for a broker with passwords and TLS see docs/security.md.";
+const clientIdNote = (name) => `MQTT_CLIENT_ID defaults to ${name}: give each Node-RED running this flow its own.`;
 const flows = {
   "mnist-chain.json": [
-    tab("chain", "MNIST chain", `All three stages of the MNIST chain in one Node-RED, talking through the broker\nwith the built-in mqtt nodes: image source → mnist → inference → result → live accuracy.\n\n${ABOUT}`),
+    tab("chain", "MNIST chain", `All three stages of the MNIST chain in one Node-RED, talking through the broker\nwith the built-in mqtt nodes: image source → mnist → inference → result → live accuracy.\n\n${ABOUT}\n${clientIdNote("mnist-chain")}`, [clientIdEnv("mnist-chain")]),
     broker("chain-broker", "chain", "MNIST broker"),
     ...inputStage("chain", "chain-broker", 40, 500),
     ...inferStage("chain", "chain-broker", 240),
     ...outputStage("chain", "chain-broker", 420),
   ],
   "mnist-input.json": [
-    tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}`),
+    tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}\n${clientIdNote("mnist-input")}`, [clientIdEnv("mnist-input")]),
     broker("input-broker", "input", "MNIST broker"),
     ...inputStage("input", "input-broker", 40, 1000),
   ],
   "mnist-infer.json": [
-    tab("infer", "MNIST inference", `The inference stage alone: answers every request on the request topic. Any MQTT\nclient can use it, e.g. mosquitto_pub -t mnist -f digit.png and\nmosquitto_sub -t 'result/#'.\n\n${ABOUT}`),
+    tab("infer", "MNIST inference", `The inference stage alone: answers every request on the request topic. Any MQTT\nclient can use it, e.g. mosquitto_pub -t mnist -f digit.png and\nmosquitto_sub -t 'result/#'.\n\n${ABOUT}\n${clientIdNote("mnist-infer")}`, [clientIdEnv("mnist-infer")]),
     broker("infer-broker", "infer", "MNIST broker"),
     ...inferStage("infer", "infer-broker", 40),
   ],
   "mnist-infer-shared.json": [
-    tab("shared", "MNIST inference (shared)", `The inference stage for several Node-RED instances at once: each subscribes to\n$share/<group>/<request topic>, so the broker (Mosquitto 2, MQTT 3.1.1 or 5) hands each\nrequest to exactly one of them. Deploy this flow on every instance.\nMNIST_SHARE_GROUP (default mnist-infer) names the group.\n\n${ABOUT}`, [
+    tab("shared", "MNIST inference (shared)", `The inference stage for several Node-RED instances at once: each subscribes to\n$share/<group>/<request topic>, so the broker (Mosquitto 2, MQTT 3.1.1 or 5) hands each\nrequest to exactly one of them. Deploy this flow on every instance.\nMNIST_SHARE_GROUP (default mnist-infer) names the group. Each instance has a clean\nsession (a random client id unless MQTT_CLIENT_ID is set), so when one stops the broker\ngives the others all the requests.\n\n${ABOUT}`, [
+      clientIdEnv(""),
       { name: "MNIST_SUBSCRIPTION", type: "jsonata", value: '"$share/" & ($env("MNIST_SHARE_GROUP") ? $env("MNIST_SHARE_GROUP") : "mnist-infer") & "/" & ($env("MNIST_REQUEST_TOPIC") ? $env("MNIST_REQUEST_TOPIC") : "mnist")' },
     ]),
-    broker("shared-broker", "shared", "MNIST broker"),
+    broker("shared-broker", "shared", "MNIST broker", { persistent: false }),
     ...inferStage("shared", "shared-broker", 40, "${MNIST_SUBSCRIPTION}"),
   ],
   "mnist-output.json": [
-    tab("output", "MNIST output", `The output stage alone: prints each result and keeps live accuracy, like the\noriginal output service (which printed tensor([7])), which it can also read.\n\n${ABOUT}`),
+    tab("output", "MNIST output", `The output stage alone: prints each result and keeps live accuracy, like the\noriginal output service (which printed tensor([7])), which it can also read.\n\n${ABOUT}\n${clientIdNote("mnist-output")}`, [clientIdEnv("mnist-output")]),
     broker("output-broker", "output", "MNIST broker"),
     ...outputStage("output", "output-broker", 40),
   ],

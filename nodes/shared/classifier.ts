@@ -66,8 +66,15 @@ export class Classifier {
     const results = await this.session.run(feeds);
     const output = results[this.info.output.name];
     const scores = output.data as Float32Array;
+    // One buffer for the batch, a view per image: the worker posts the views
+    // back together, and copying one buffer costs far less than copying `count`.
+    const probabilities = new Float32Array(count * 10);
     const out: Float32Array[] = [];
-    for (let i = 0; i < count; i++) out.push(softmax(scores.subarray(i * 10, i * 10 + 10)));
+    for (let i = 0; i < count; i++) {
+      const view = probabilities.subarray(i * 10, i * 10 + 10);
+      softmax(scores.subarray(i * 10, i * 10 + 10), view);
+      out.push(view);
+    }
     return out;
   }
 
@@ -127,21 +134,22 @@ function inputDims(layout: Layout, count: number): number[] {
   }
 }
 
-/** Outputs that already are probabilities (a softmax inside the model) are kept as they are. */
-function softmax(scores: Float32Array): Float32Array {
+/** Writes the softmax of `scores` to `out`; outputs that already are probabilities (a softmax inside the model) are copied as they are. */
+function softmax(scores: Float32Array, out: Float32Array): void {
   let sum = 0;
   let allInUnit = true;
   for (const s of scores) {
     sum += s;
     if (s < 0 || s > 1) allInUnit = false;
   }
-  if (allInUnit && Math.abs(sum - 1) < 1e-3) return Float32Array.from(scores);
+  if (allInUnit && Math.abs(sum - 1) < 1e-3) {
+    out.set(scores);
+    return;
+  }
   const max = Math.max(...scores);
-  const out = new Float32Array(scores.length);
   let total = 0;
   for (let i = 0; i < scores.length; i++) total += out[i] = Math.exp(scores[i] - max);
   for (let i = 0; i < scores.length; i++) out[i] /= total;
-  return out;
 }
 
 async function readCard(file: string): Promise<Record<string, unknown> | undefined> {

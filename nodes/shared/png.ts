@@ -80,7 +80,9 @@ export function decodePng(bytes: Uint8Array): RawImage {
   let inflated: Buffer;
   try {
     // maxOutputLength stops a deflate bomb from allocating more than the header promised.
-    inflated = zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: (stride + 1) * height + 1 });
+    // chunkSize: one output buffer of the expected size instead of zlib's 16 KB default.
+    const expected = (stride + 1) * height;
+    inflated = zlib.inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { maxOutputLength: expected + 1, chunkSize: Math.max(64, expected + 1) });
   } catch {
     throw new InputError("corrupt", "the PNG image data is corrupt or truncated");
   }
@@ -92,7 +94,11 @@ export function decodePng(bytes: Uint8Array): RawImage {
   return { data: rows, width, height, channels };
 }
 
-/** Reverses the per-row filters (PNG spec 9.2). */
+/**
+ * Reverses the per-row filters (PNG spec 9.2). One tight loop per filter type:
+ * this runs for every request, and a switch per byte made it the decoder's
+ * slowest part.
+ */
 function unfilter(src: Buffer, stride: number, height: number, bpp: number): Uint8Array {
   const out = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
@@ -100,26 +106,41 @@ function unfilter(src: Buffer, stride: number, height: number, bpp: number): Uin
     const inRow = y * (stride + 1) + 1;
     const row = y * stride;
     const prev = row - stride;
-    for (let x = 0; x < stride; x++) {
-      const raw = src[inRow + x];
-      const a = x >= bpp ? out[row + x - bpp] : 0;
-      const b = y > 0 ? out[prev + x] : 0;
-      let value: number;
-      switch (filter) {
-        case 0: value = raw; break;
-        case 1: value = raw + a; break;
-        case 2: value = raw + b; break;
-        case 3: value = raw + ((a + b) >> 1); break;
-        case 4: {
-          const c = x >= bpp && y > 0 ? out[prev + x - bpp] : 0;
+    const first = Math.min(bpp, stride); // bytes with no left neighbour
+    if (filter === 0 || (filter === 2 && y === 0)) {
+      // A loop, not out.set(src.subarray(...)): a view object per row cost more than the copy.
+      for (let x = 0; x < stride; x++) out[row + x] = src[inRow + x];
+    } else if (filter === 1) {
+      for (let x = 0; x < first; x++) out[row + x] = src[inRow + x];
+      for (let x = first; x < stride; x++) out[row + x] = (src[inRow + x] + out[row + x - bpp]) & 0xff;
+    } else if (filter === 2) {
+      for (let x = 0; x < stride; x++) out[row + x] = (src[inRow + x] + out[prev + x]) & 0xff;
+    } else if (filter === 3) {
+      if (y === 0) {
+        for (let x = 0; x < first; x++) out[row + x] = src[inRow + x];
+        for (let x = first; x < stride; x++) out[row + x] = (src[inRow + x] + (out[row + x - bpp] >> 1)) & 0xff;
+      } else {
+        for (let x = 0; x < first; x++) out[row + x] = (src[inRow + x] + (out[prev + x] >> 1)) & 0xff;
+        for (let x = first; x < stride; x++) out[row + x] = (src[inRow + x] + ((out[row + x - bpp] + out[prev + x]) >> 1)) & 0xff;
+      }
+    } else if (filter === 4) {
+      if (y === 0) {
+        // Paeth with no row above predicts from the left neighbour alone.
+        for (let x = 0; x < first; x++) out[row + x] = src[inRow + x];
+        for (let x = first; x < stride; x++) out[row + x] = (src[inRow + x] + out[row + x - bpp]) & 0xff;
+      } else {
+        for (let x = 0; x < first; x++) out[row + x] = (src[inRow + x] + out[prev + x]) & 0xff;
+        for (let x = first; x < stride; x++) {
+          const a = out[row + x - bpp];
+          const b = out[prev + x];
+          const c = out[prev + x - bpp];
           const p = a + b - c;
           const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-          value = raw + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
-          break;
+          out[row + x] = (src[inRow + x] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
         }
-        default: throw new InputError("corrupt", `the PNG uses an unknown row filter ${filter}`);
       }
-      out[row + x] = value & 0xff;
+    } else {
+      throw new InputError("corrupt", `the PNG uses an unknown row filter ${filter}`);
     }
   }
   return out;

@@ -1,0 +1,140 @@
+// The benchmark's table: each measurement beside its target from issue #4,
+// with ✔ / ✘ where there is one. docs/performance.md explains every row.
+import type { BenchResult } from "../bench";
+import type { RunReport } from "./load-generator";
+
+const ORIGINAL_LOW = 400;
+const ORIGINAL_HIGH = 600;
+
+type Row = [label: string, value: string, target?: string, met?: boolean];
+
+export function printReport(result: BenchResult, batchSizes: number[]): void {
+  const rows: Array<Row | string> = [];
+  const { machine } = result;
+  rows.push(
+    `Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB.toFixed(0)} GiB; Node ${machine.node}; ` +
+      `Node-RED ${machine.nodeRed}; onnxruntime-node ${machine.onnxruntime}; Mosquitto ${machine.mosquitto}; ` +
+      `other load before the run ${(machine.busyBefore * 100).toFixed(0)}% of the CPUs`,
+  );
+
+  const c = result.ceilings;
+  if (c) {
+    rows.push("1. Ceilings: each step alone, one thread (images/s)");
+    rows.push(["request parsing (JSON envelope → PNG bytes)", rate(c.parse)]);
+    rows.push(["PNG decode, pure JS (the worker's path)", rate(c.decode)]);
+    rows.push(["PNG decode with sharp, one call at a time", rate(c.decodeSharp)]);
+    rows.push(["preprocessing (→ 28×28 model input)", rate(c.preprocess)]);
+    for (const batch of batchSizes) rows.push([`onnxruntime inference, batch ${batch}`, rate(c.inference[batch])]);
+    rows.push(["worker: decode + preprocess + infer, batch 32", rate(c.worker32)]);
+  }
+
+  const n = result.nodeAlone;
+  if (n) {
+    rows.push("2. mnist-infer alone in Node-RED (embedded runtime, no MQTT)");
+    rows.push([`throughput (${n.window} in flight, mean batch ${n.meanBatch.toFixed(1)})`, rate(n.throughput)]);
+    if (c) {
+      const ratio = n.throughput / c.inference[32];
+      rows.push(["  ÷ inference ceiling at batch 32", pct(ratio), "≥ 50%", ratio >= 0.5]);
+      rows.push(["  ÷ worker ceiling at batch 32", pct(n.throughput / c.worker32)]);
+    }
+    rows.push(["error replies", String(n.errors), "0", n.errors === 0]);
+    rows.push(["lone request, input → output, p50 / p99", `${ms(n.lone.p50)} / ${ms(n.lone.p99)}`]);
+    rows.push(["CPU per result (main thread + worker)", micros(n.cores / n.throughput)]);
+  }
+
+  const e = result.endToEnd;
+  if (e) {
+    rows.push(`3. End to end: generator → ${e.broker === "mosquitto" ? "Mosquitto" : "aedes"} → Node-RED (${e.flow}) → generator, QoS 0 requests`);
+    rows.push([`throughput, ${e.window} in flight (closed loop)`, `${rate(e.full.throughput)}`, "≥ 5,000 images/s", e.full.throughput >= 5000]);
+    const [low, high] = [e.full.throughput / ORIGINAL_HIGH, e.full.throughput / ORIGINAL_LOW];
+    rows.push([`  × the original chain (${ORIGINAL_LOW}–${ORIGINAL_HIGH} images/s)`, `${low.toFixed(0)}–${high.toFixed(0)}×`, "≥ 10×", low >= 10]);
+    rows.push(["latency at full load, p50 / p99", `${ms(e.full.latency.p50)} / ${ms(e.full.latency.p99)}`]);
+    rows.push(["latency at 200 requests/s, p50 / p99", `${ms(e.paced.latency.p50)} / ${ms(e.paced.latency.p99)}`, "p50 ≤ 5 ms", e.paced.latency.p50 <= 5]);
+    rows.push(["latency of lone requests (idle), p50 / p99", `${ms(e.lone.latency.p50)} / ${ms(e.lone.latency.p99)}`]);
+    const runs = [e.lone, e.full, e.paced];
+    rows.push(integrity(runs));
+    rows.push(["error replies (all runs)", errorText(runs)]);
+    rows.push(["accuracy of the results (digit = label)", `${((100 * sum(runs, (r) => r.correct)) / Math.max(1, sum(runs, (r) => r.results))).toFixed(1)}%`]);
+    rows.push(["mean batch size at full load", e.full.meanBatch.toFixed(1)]);
+    const { rss } = e;
+    rows.push([
+      "Node-RED RSS, mean of first → last 20%",
+      `${mb(rss.first.mean)} → ${mb(rss.last.mean)} (${rss.change >= 0 ? "+" : ""}${pct(rss.change)})`,
+      "flat, ±10%",
+      Math.abs(rss.change) <= 0.1,
+    ]);
+    rows.push(["  range in first / last 20%; peak", `${mbRange(rss.first)} / ${mbRange(rss.last)}; ${mb(Math.max(rss.peakBytes, rss.hwmBytes ?? 0))}`]);
+    rows.push([
+      "editor p99 (GET / and /settings), idle / load",
+      `${ms(e.editor.idle.p99)} / ${ms(e.editor.load.p99)} (${e.editor.load.count} GETs${e.editor.failures ? `, ${e.editor.failures} failed` : ""})`,
+      "≤ 100 ms under load",
+      e.editor.load.p99 <= 100 && e.editor.failures === 0,
+    ]);
+    rows.push([
+      "CPU cores: Node-RED / broker / generator / others",
+      `${e.cores.nodeRed.toFixed(2)} / ${e.cores.broker.toFixed(2)} / ${e.cores.generator.toFixed(2)} / ${e.cores.others.toFixed(2)}`,
+    ]);
+    rows.push(["CPU per result: Node-RED / broker", `${micros(e.cores.nodeRed / e.full.throughput)} / ${micros(e.cores.broker / e.full.throughput)}`]);
+  }
+
+  const s = result.scaling;
+  if (s) {
+    rows.push(`4. Scaling: Node-RED instances sharing $share/mnist-infer/mnist (${s.flow})`);
+    rows.push(["one instance", rate(s.one.throughput)]);
+    rows.push([
+      "two instances",
+      `${rate(s.two.throughput)} (×${(s.two.throughput / s.one.throughput).toFixed(2)})`,
+    ]);
+    rows.push(["  CPU cores of each instance", s.coresPerInstance.map((x) => x.toFixed(2)).join(" + ")]);
+    rows.push(integrity([s.one, s.two]));
+  }
+  for (const skipped of result.skipped) rows.push(`skipped: ${skipped}`);
+
+  for (const line of format(rows)) console.log(line);
+  if (e?.profile?.length) printProfile(e.profile);
+}
+
+function integrity(runs: RunReport[]): Row {
+  const lost = sum(runs, (r) => r.lost);
+  const duplicated = sum(runs, (r) => r.duplicated);
+  const misattributed = sum(runs, (r) => r.misattributed);
+  const sent = sum(runs, (r) => r.sent);
+  return [`lost / duplicated / misattributed, of ${sent.toLocaleString("en-US")}`, `${lost} / ${duplicated} / ${misattributed}`, "0 / 0 / 0", lost + duplicated + misattributed === 0];
+}
+
+function errorText(runs: RunReport[]): string {
+  const counts: Record<string, number> = {};
+  for (const run of runs) for (const [code, count] of Object.entries(run.errorReplies)) counts[code] = (counts[code] ?? 0) + count;
+  const entries = Object.entries(counts);
+  return entries.length ? entries.map(([code, count]) => `${count} ${code}`).join(", ") : "0";
+}
+
+function printProfile(threads: NonNullable<NonNullable<BenchResult["endToEnd"]>["profile"]>): void {
+  console.log("\nWhere the end-to-end Node-RED process spent its time (--profile; self time, share of busy time):");
+  for (const thread of threads) {
+    console.log(`  ${thread.file.split("/").pop()}: ${thread.busySeconds.toFixed(1)} s busy`);
+    for (const { owner, share } of thread.owners.slice(0, 8)) console.log(`    ${pct(share).padStart(6)}  ${owner}`);
+    console.log("    top functions:");
+    for (const { name, share } of thread.functions.slice(0, 8)) console.log(`    ${pct(share).padStart(6)}  ${name}`);
+  }
+}
+
+function format(rows: Array<Row | string>): string[] {
+  const table = rows.filter((r): r is Row => typeof r !== "string");
+  const w0 = Math.max(...table.map((r) => r[0].length));
+  const w1 = Math.max(...table.map((r) => r[1].length));
+  return rows.map((row) => {
+    if (typeof row === "string") return `\n${row}`;
+    const [label, value, target, met] = row;
+    const mark = target === undefined ? "" : `  ${met ? "✔" : "✘"} target ${target}`;
+    return `  ${label.padEnd(w0)}  ${value.padStart(w1)}${mark}`;
+  });
+}
+
+const sum = (runs: RunReport[], pick: (r: RunReport) => number) => runs.reduce((total, r) => total + pick(r), 0);
+const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")}/s`;
+const pct = (v: number) => `${(v * 100).toFixed(Math.abs(v) < 0.1 ? 1 : 0)}%`;
+const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
+const micros = (seconds: number) => `${(seconds * 1e6).toFixed(0)} µs`;
+const mb = (v: number) => `${(v / 2 ** 20).toFixed(0)} MB`;
+const mbRange = (w: { low: number; high: number }) => `${(w.low / 2 ** 20).toFixed(0)}–${mb(w.high)}`;
