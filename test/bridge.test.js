@@ -18,8 +18,6 @@
 // The figures (sent, answered, lost, duplicated, time to recover) are printed.
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("child_process");
-const { once } = require("events");
 const fs = require("fs");
 const net = require("net");
 const os = require("os");
@@ -28,10 +26,10 @@ const mqtt = require("mqtt");
 const { startMosquitto, findMosquitto, freePort, REPO_ROOT } = require("../dist/scripts/broker.js");
 const { skipWithoutMosquitto } = require("./support/broker");
 const { loadSamples } = require("./support/samples");
+const { startNodeRed: startNodeRedProcess } = require("./support/node-red-process");
 
 const EDGE_CONFIG = path.join(REPO_ROOT, "mosquitto", "bridge", "edge.conf");
 const CENTRAL_CONFIG = path.join(REPO_ROOT, "mosquitto", "bridge", "central.conf");
-const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
 const SHARE_SUBSCRIPTION = "$share/mnist-infer/mnist";
 const REQUEST_EVERY_MS = 50;
 const OUTAGE_MS = 3000;
@@ -101,61 +99,14 @@ async function startLink(targetPort) {
   };
 }
 
-let setprivChecked;
-/** setpriv with --pdeathsig, so a Node-RED child stops even if this test process is killed outright. */
-function setpriv() {
-  if (setprivChecked !== undefined) return setprivChecked;
-  const found = ["/usr/bin/setpriv", "/bin/setpriv"].find((file) => fs.existsSync(file));
-  const help = found ? spawnSync(found, ["--help"], { encoding: "utf8" }).stdout || "" : "";
-  setprivChecked = help.includes("--pdeathsig") ? found : null;
-  return setprivChecked;
-}
-
 /**
  * A Node-RED instance as the deployment guide runs one: `node dist/scripts/start.js <flow>`
  * with its own MQTT_URL, MQTT_CLIENT_ID, PORT and NODE_RED_USER_DIR. Resolves once
  * every output of `ready` has been printed.
  */
 async function startNodeRed({ name, flow, mqttUrl, clientId, ready }) {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), `mnist-bridge-${name}-`));
-  const port = await freePort();
-  const args = [START, flow, "--external-broker"];
-  const command = setpriv() ? [setpriv(), ["--pdeathsig", "TERM", process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(command[0], command[1], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, MQTT_URL: mqttUrl, MQTT_CLIENT_ID: clientId, PORT: String(port), NODE_RED_USER_DIR: userDir, NODE_RED_ADMIN_PASSWORD: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  const exited = once(child, "exit");
-  const instance = {
-    name,
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGINT");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
-        await exited;
-        clearTimeout(timer);
-      }
-      fs.rmSync(userDir, { recursive: true, force: true });
-    },
-  };
-  try {
-    const deadline = Date.now() + 45000;
-    for (const pattern of ready) {
-      while (!pattern.test(output)) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`Node-RED ${name} (${flow}) did not print ${pattern}:\n${output.slice(-3000)}`);
-        await sleep(50);
-      }
-    }
-  } catch (err) {
-    await instance.stop();
-    throw err;
-  }
-  return instance;
+  const instance = await startNodeRedProcess({ flow, mqttUrl, ready, readyTimeoutMs: 45000, env: { MQTT_CLIENT_ID: clientId, NODE_RED_ADMIN_PASSWORD: "" } });
+  return { ...instance, name };
 }
 
 /** Central's log since its last start, as lines (the file gathers every run). */

@@ -1,7 +1,7 @@
 // A real Node-RED process running one of the shipped flows through the
 // `npm start` launcher, as a user (or a systemd unit) would run an instance.
 "use strict";
-const { spawn } = require("child_process");
+const { spawn, spawnSync } = require("child_process");
 const { once } = require("events");
 const fs = require("fs");
 const http = require("http");
@@ -10,6 +10,19 @@ const path = require("path");
 const { freePort, REPO_ROOT } = require("../../dist/scripts/broker.js");
 
 const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
+
+/** What an inference flow prints once it can answer: flows started, model loaded, broker connected. */
+const INFER_READY = [/Started flows/, /model \S+ loaded/, /Connected to broker/];
+
+let setprivPath;
+/** setpriv with --pdeathsig, so a Node-RED child stops even if the test process is killed outright. */
+function setpriv() {
+  if (setprivPath !== undefined) return setprivPath;
+  const found = ["/usr/bin/setpriv", "/bin/setpriv"].find((file) => fs.existsSync(file));
+  const help = found ? spawnSync(found, ["--help"], { encoding: "utf8" }).stdout || "" : "";
+  setprivPath = help.includes("--pdeathsig") ? found : null;
+  return setprivPath;
+}
 
 /** GET (or POST with a JSON body); resolves { status, body } or { status: undefined } on failure. */
 function request(url, { method = "GET", json, headers = {}, timeoutMs = 5000 } = {}) {
@@ -29,13 +42,16 @@ function request(url, { method = "GET", json, headers = {}, timeoutMs = 5000 } =
 
 /**
  * Starts Node-RED on `flow` (a path under flows/ or absolute) against the broker
- * at `mqttUrl`, and resolves once its flows have started. Every instance gets
- * its own user directory and editor port.
+ * at `mqttUrl`, and resolves once it has printed each of `ready` in turn (by
+ * default: an inference flow able to answer). Every instance gets its own user
+ * directory and editor port.
  */
-async function startNodeRed({ flow, mqttUrl, env = {}, readyTimeoutMs = 60000 }) {
+async function startNodeRed({ flow, mqttUrl, env = {}, ready = INFER_READY, readyTimeoutMs = 60000 }) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-nr-"));
   const port = await freePort();
-  const child = spawn(process.execPath, [START, flow, "--external-broker"], {
+  const args = [START, flow, "--external-broker"];
+  const [command, commandArgs] = setpriv() ? [setpriv(), ["--pdeathsig", "TERM", process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, commandArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, PORT: String(port), MQTT_URL: mqttUrl, NODE_RED_USER_DIR: userDir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -72,10 +88,8 @@ async function startNodeRed({ flow, mqttUrl, env = {}, readyTimeoutMs = 60000 })
     },
   };
   try {
-    await instance.waitFor(/Started flows/, readyTimeoutMs);
-    // The model loads in a worker after the flows start; the mqtt nodes connect meanwhile.
-    await instance.waitFor(/model \S+ loaded/, readyTimeoutMs);
-    await instance.waitFor(/Connected to broker/, readyTimeoutMs);
+    const deadline = Date.now() + readyTimeoutMs;
+    for (const pattern of ready) await instance.waitFor(pattern, Math.max(0, deadline - Date.now()));
   } catch (err) {
     await instance.stop("SIGKILL");
     throw err;
