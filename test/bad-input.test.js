@@ -11,18 +11,11 @@ const fs = require("fs");
 const http = require("http");
 const os = require("os");
 const path = require("path");
-const { load, startServer, stopServer, unload, helper } = require("./support/flow");
+const { FLOW_NODES: NODES, load, startServer, stopServer, unload, helper } = require("./support/flow");
 const { startTestBroker, skipUnlessMosquitto } = require("./support/broker");
 const { connect } = require("./support/mqtt-client");
 const { loadSamples } = require("./support/samples");
 
-const NODES = [
-  require("../dist/nodes/mnist-infer/mnist-infer.js"),
-  require("@node-red/nodes/core/network/10-mqtt.js"),
-  require("@node-red/nodes/core/common/25-catch.js"),
-  require("@node-red/nodes/core/common/90-comment.js"),
-  require("@node-red/nodes/core/function/10-function.js"),
-];
 const STATUS_NODE = require("@node-red/nodes/core/common/25-status.js");
 const FLOW_FILE = path.resolve(__dirname, "..", "flows", "mnist-infer.json");
 const BROKER_LIMIT = 8 * 1024 * 1024; // message_size_limit in mosquitto/mosquitto.conf

@@ -6,22 +6,11 @@ const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
-const { load, collect, startServer, stopServer, unload, helper } = require("./support/flow");
+const { FLOW_NODES: NODES, load, collect, startServer, stopServer, unload, helper } = require("./support/flow");
 const { startTestBroker } = require("./support/broker");
 const { connect, gather } = require("./support/mqtt-client");
 const { loadSamples } = require("./support/samples");
 
-const NODES = [
-  require("../dist/nodes/mnist-image-source/mnist-image-source.js"),
-  require("../dist/nodes/mnist-infer/mnist-infer.js"),
-  require("../dist/nodes/mnist-result/mnist-result.js"),
-  require("@node-red/nodes/core/network/10-mqtt.js"),
-  require("@node-red/nodes/core/common/20-inject.js"),
-  require("@node-red/nodes/core/common/21-debug.js"),
-  require("@node-red/nodes/core/common/25-catch.js"),
-  require("@node-red/nodes/core/common/90-comment.js"),
-  require("@node-red/nodes/core/function/10-function.js"),
-];
 const FLOWS = path.resolve(__dirname, "..", "flows");
 const samples = loadSamples(100);
 

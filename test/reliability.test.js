@@ -11,7 +11,7 @@ const vm = require("vm");
 const mqtt = require("mqtt");
 const sharp = require("sharp");
 const WebSocket = require("ws");
-const { load, startServer, stopServer, unload, helper } = require("./support/flow");
+const { FLOW_NODES: NODES, load, startServer, stopServer, unload, helper } = require("./support/flow");
 const { startTestBroker, skipUnlessMosquitto } = require("./support/broker");
 const { startNodeRed, request } = require("./support/node-red-process");
 const { loadSamples } = require("./support/samples");
@@ -306,13 +306,6 @@ describe("a Node-RED process running flows/mnist-infer.json (npm start)", { time
 });
 
 describe("broker restart while requests flow (flows/mnist-infer.json, persistent sessions, QoS 1)", { timeout: 90000 }, () => {
-  const NODES = [
-    require("../dist/nodes/mnist-infer/mnist-infer.js"),
-    require("@node-red/nodes/core/network/10-mqtt.js"),
-    require("@node-red/nodes/core/common/25-catch.js"),
-    require("@node-red/nodes/core/common/90-comment.js"),
-    require("@node-red/nodes/core/function/10-function.js"),
-  ];
   let broker;
   before(async () => {
     broker = await startTestBroker();

@@ -5,6 +5,19 @@ const helper = require("node-red-node-test-helper");
 
 helper.init(require.resolve("node-red"));
 
+/** The node modules the shipped example flows use: this package's nodes and the core nodes they wire. */
+const FLOW_NODES = [
+  require("../../dist/nodes/mnist-image-source/mnist-image-source.js"),
+  require("../../dist/nodes/mnist-infer/mnist-infer.js"),
+  require("../../dist/nodes/mnist-result/mnist-result.js"),
+  require("@node-red/nodes/core/network/10-mqtt.js"),
+  require("@node-red/nodes/core/common/20-inject.js"),
+  require("@node-red/nodes/core/common/21-debug.js"),
+  require("@node-red/nodes/core/common/25-catch.js"),
+  require("@node-red/nodes/core/common/90-comment.js"),
+  require("@node-red/nodes/core/function/10-function.js"),
+];
+
 /** Loads node modules and a flow; resolves when the runtime has started them. */
 function load(nodes, flow, credentials) {
   return new Promise((resolve, reject) => {
@@ -66,4 +79,4 @@ function stopServer() {
   return new Promise((resolve) => helper.stopServer(resolve));
 }
 
-module.exports = { helper, load, collect, statusOf, startServer, stopServer, unload: () => helper.unload() };
+module.exports = { helper, FLOW_NODES, load, collect, statusOf, startServer, stopServer, unload: () => helper.unload() };
