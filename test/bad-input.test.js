@@ -11,7 +11,7 @@ const fs = require("fs");
 const http = require("http");
 const os = require("os");
 const path = require("path");
-const { FLOW_NODES: NODES, load, startServer, stopServer, unload, helper } = require("./support/flow");
+const { FLOW_NODES: NODES, mqttConnected, load, startServer, stopServer, unload, helper } = require("./support/flow");
 const { startTestBroker, skipUnlessMosquitto } = require("./support/broker");
 const { connect } = require("./support/mqtt-client");
 const { loadSamples } = require("./support/samples");
@@ -23,17 +23,6 @@ const [good, other] = loadSamples(2);
 
 function readFlow() {
   return JSON.parse(fs.readFileSync(FLOW_FILE, "utf8"));
-}
-
-/** Waits until every mqtt node of the loaded flow is connected. */
-async function connected(flow) {
-  const ids = flow.filter((n) => n.type === "mqtt in" || n.type === "mqtt out").map((n) => n.id);
-  const deadline = Date.now() + 10000;
-  while (!ids.every((id) => helper.getNode(id)?.brokerConn?.connected)) {
-    if (Date.now() > deadline) throw new Error("the flow's mqtt nodes did not connect");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await new Promise((r) => setTimeout(r, 200)); // let the subscription settle
 }
 
 /** Everything a plain client receives on result/#, and a way to wait for the next matching message. */
@@ -120,7 +109,7 @@ describe("bad input through the broker (flows/mnist-infer.json)", { timeout: 120
     await startServer();
     const flow = readFlow();
     await load(NODES, flow);
-    await connected(flow);
+    await mqttConnected(flow);
     client = await connect(broker.url);
     // mqtt.js leaves Nagle's algorithm on: each QoS 1 publish would wait ~40 ms for a delayed ACK.
     client.stream.setNoDelay?.(true);
@@ -276,7 +265,7 @@ describe("a broken model through the broker", { timeout: 60000 }, () => {
             if (msg.status.fill === "red") resolve(msg.status);
           });
         });
-        await connected(flow);
+        await mqttConnected(flow);
         client = await connect(broker.url);
         const replies = inbox(client);
         await client.subscribeAsync("result/#", { qos: 1 });

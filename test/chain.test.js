@@ -6,7 +6,7 @@ const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
-const { FLOW_NODES: NODES, load, collect, startServer, stopServer, unload, helper } = require("./support/flow");
+const { FLOW_NODES: NODES, mqttConnected, load, collect, startServer, stopServer, unload, helper } = require("./support/flow");
 const { startTestBroker } = require("./support/broker");
 const { connect, gather } = require("./support/mqtt-client");
 const { loadSamples } = require("./support/samples");
@@ -23,20 +23,6 @@ function idOf(flow, type) {
   const nodes = flow.filter((n) => n.type === type);
   assert.equal(nodes.length, 1, `one ${type} in the flow`);
   return nodes[0].id;
-}
-
-/** Waits until every mqtt node of the loaded flow shows "connected". */
-async function connected(flow) {
-  const ids = flow.filter((n) => n.type === "mqtt in" || n.type === "mqtt out").map((n) => n.id);
-  const deadline = Date.now() + 10000;
-  while (Date.now() < deadline) {
-    if (ids.every((id) => helper.getNode(id).brokerConn && helper.getNode(id).brokerConn.connected)) {
-      await new Promise((r) => setTimeout(r, 200)); // let subscriptions settle
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("the flow's mqtt nodes did not connect");
 }
 
 describe("example flows over MQTT", () => {
@@ -68,7 +54,7 @@ describe("example flows over MQTT", () => {
     resultNode.wires[0].push("watch"); // the shipped wiring stays as it is
     flow.push({ id: "watch", type: "helper", z: flow[0].id });
     await load(NODES, flow);
-    await connected(flow);
+    await mqttConnected(flow);
     client = await connect(broker.url);
     return flow;
   }
@@ -98,7 +84,7 @@ describe("example flows over MQTT", () => {
   it("mnist-infer.json answers raw PNG bytes from a plain MQTT client, like the original input service", async () => {
     const flow = readFlow("mnist-infer.json");
     await load(NODES, flow);
-    await connected(flow);
+    await mqttConnected(flow);
     client = await connect(broker.url);
     let correct = 0;
     for (const sample of samples.slice(0, 20)) {
@@ -117,7 +103,7 @@ describe("example flows over MQTT", () => {
   it("mnist-infer.json replies on result/error to requests it cannot classify, with their ids, and keeps serving", async () => {
     const flow = readFlow("mnist-infer.json");
     await load(NODES, flow);
-    await connected(flow);
+    await mqttConnected(flow);
     client = await connect(broker.url);
     const errors = await gather(client, "result/error", (m) => m.length >= 4);
     const results = await gather(client, "result", (m) => m.length >= 1);
@@ -141,7 +127,7 @@ describe("example flows over MQTT", () => {
     process.env.MQTT_PROTOCOL_VERSION = "5";
     const flow = readFlow("mnist-infer.json");
     await load(NODES, flow);
-    await connected(flow);
+    await mqttConnected(flow);
     client = await connect(broker.url, { protocolVersion: 5 });
     const replies = await gather(client, "replies/me", (m) => m.length >= 2);
     const correlationData = Buffer.from("request-17");

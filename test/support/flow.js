@@ -71,6 +71,17 @@ function statusOf(nodeId, predicate, timeoutMs = 20000) {
   });
 }
 
+/** Waits until every mqtt node of the loaded `flow` is connected, then lets subscriptions settle. */
+async function mqttConnected(flow, timeoutMs = 10000) {
+  const ids = flow.filter((n) => n.type === "mqtt in" || n.type === "mqtt out").map((n) => n.id);
+  const deadline = Date.now() + timeoutMs;
+  while (!ids.every((id) => helper.getNode(id)?.brokerConn?.connected)) {
+    if (Date.now() > deadline) throw new Error("the flow's mqtt nodes did not connect");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+
 function startServer() {
   return new Promise((resolve) => helper.startServer(resolve));
 }
@@ -79,4 +90,4 @@ function stopServer() {
   return new Promise((resolve) => helper.stopServer(resolve));
 }
 
-module.exports = { helper, FLOW_NODES, load, collect, statusOf, startServer, stopServer, unload: () => helper.unload() };
+module.exports = { helper, FLOW_NODES, mqttConnected, load, collect, statusOf, startServer, stopServer, unload: () => helper.unload() };
