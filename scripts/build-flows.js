@@ -71,15 +71,28 @@ const mqttOut = (key, tabKey, brokerKey, name, topic, x, y) => ({
 const fn = (key, tabKey, name, func, x, y, wires) => ({
   id: id(key), type: "function", z: id(tabKey), name, func, outputs: 1, timeout: 0, noerr: 0, initialize: "", finalize: "", libs: [], x, y, wires: [wires.map(id)],
 });
+/**
+ * Hands back what `watched` (an mqtt out) has published to the node that sent
+ * it, which has "confirm delivery" on: Node-RED's mqtt out drops messages while
+ * its connection is down without a word, and the sender sends again what does
+ * not come back (docs/reliability.md).
+ */
+const delivered = (key, tabKey, watched, sender, x, y) => ({
+  id: id(key), type: "complete", z: id(tabKey), name: "delivered", scope: [id(watched)], uncaught: false, x, y, wires: [[id(sender)]],
+});
 const debug = (key, tabKey, name, x, y, complete = "payload") => ({
   id: id(key), type: "debug", z: id(tabKey), name, active: true, tosidebar: true, console: false, tostatus: false,
   complete, targetType: complete === "true" ? "full" : "msg", statusVal: "", statusType: "auto", x, y, wires: [],
 });
 
+// Both reply functions keep the reply's topic in msg.replyTopic: a reply that
+// mnist-infer sends again (it never came back through "delivered") then goes
+// the same way, although the first pass removed msg.responseTopic.
 const REPLY = `// Reply where the request asked (MQTT 5 response topic) or on the result topic.
 // Topic and retain are set here on purpose: a blank topic on mqtt out would echo
 // the request topic, and a retained request must not make a retained result.
-msg.topic = msg.responseTopic || env.get("MNIST_RESULT_TOPIC");
+msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("MNIST_RESULT_TOPIC");
+msg.topic = msg.replyTopic;
 delete msg.responseTopic;
 msg.retain = false;
 msg.contentType = "application/json";
@@ -94,7 +107,8 @@ msg.payload = {
     }
 };
 if (msg.id !== undefined) msg.payload.id = msg.id;
-msg.topic = msg.responseTopic || env.get("MNIST_ERROR_TOPIC");
+msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("MNIST_ERROR_TOPIC");
+msg.topic = msg.replyTopic;
 delete msg.responseTopic;
 msg.retain = false;
 msg.contentType = "application/json";
@@ -103,31 +117,33 @@ return msg;`;
 // ---- the three stages, each a function of the tab it lives on
 function inputStage(t, b, y0, interval) {
   return [
-    comment(`${t}-c-in`, t, "1 · Input: labelled digits to the broker", "`mnist-image-source` sends a held-out MNIST digit as a JSON envelope\n(id, label, base64 PNG, sentAt) to the request topic. Use the inject\nnodes to start, stop or send a burst.", 200, y0),
+    comment(`${t}-c-in`, t, "1 · Input: labelled digits to the broker", "`mnist-image-source` sends a held-out MNIST digit as a JSON envelope\n(id, label, base64 PNG, sentAt) to the request topic. Use the inject\nnodes to start, stop or send a burst. \"delivered\" hands each published\nrequest back to the source, which sends again any that Node-RED dropped\nwhile the broker was unreachable.", 200, y0),
     inject(`${t}-start`, t, "start", [["payload", "start", "str"]], 130, y0 + 40, [`${t}-source`]),
     inject(`${t}-stop`, t, "stop", [["payload", "stop", "str"]], 130, y0 + 80, [`${t}-source`]),
     inject(`${t}-burst`, t, "burst of 500", [["payload", "burst", "str"], ["count", "500", "num"]], 150, y0 + 120, [`${t}-source`]),
     {
       id: id(`${t}-source`), type: "mnist-image-source", z: id(t), name: "", folder: "", listFile: "labels.txt", mode: "interval",
       interval: String(interval), autoStart: true, burstCount: "100", loop: true, shuffle: true, seed: "42", limit: "0", output: "envelope",
-      x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
+      confirmDelivery: true, x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
     },
     mqttOut(`${t}-req-out`, t, b, "requests", "${MNIST_REQUEST_TOPIC}", 620, y0 + 80),
+    delivered(`${t}-req-delivered`, t, `${t}-req-out`, `${t}-source`, 390, y0 + 140),
   ];
 }
 function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
   return [
-    comment(`${t}-c-infer`, t, "2 · Inference: classify each request, reply on the result topic", "Requests are raw image bytes or JSON envelopes. Results go to the result\ntopic (or an MQTT 5 request's response topic, with its correlation data);\nrequests that cannot be classified get an error reply on result/error.", 250, y0),
+    comment(`${t}-c-infer`, t, "2 · Inference: classify each request, reply on the result topic", "Requests are raw image bytes or JSON envelopes. Results go to the result\ntopic (or an MQTT 5 request's response topic, with its correlation data);\nrequests that cannot be classified get an error reply on result/error.\n\"delivered\" hands each reply the mqtt out has published back to\nmnist-infer, which sends again any reply Node-RED dropped while the\nbroker was unreachable; a request the broker delivers twice is answered once.", 250, y0),
     mqttIn(`${t}-req-in`, t, b, "requests", subscription, 130, y0 + 60, [`${t}-infer`]),
     {
       id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "",
       maxBatch: 32, queueSize: 1000, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
-      x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
+      repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
     },
     fn(`${t}-reply`, t, "to result topic", REPLY, 550, y0 + 60, [`${t}-res-out`]),
     { id: id(`${t}-catch`), type: "catch", z: id(t), name: "infer errors", scope: [id(`${t}-infer`)], uncaught: false, x: 340, y: y0 + 120, wires: [[id(`${t}-error-reply`)]] },
     fn(`${t}-error-reply`, t, "to error topic", ERROR_REPLY, 550, y0 + 120, [`${t}-res-out`]),
     mqttOut(`${t}-res-out`, t, b, "replies", "", 760, y0 + 90),
+    delivered(`${t}-res-delivered`, t, `${t}-res-out`, `${t}-infer`, 550, y0 + 170),
   ];
 }
 function outputStage(t, b, y0) {
@@ -151,7 +167,7 @@ const flows = {
     broker("chain-broker", "chain", "MNIST broker"),
     ...inputStage("chain", "chain-broker", 40, 500),
     ...inferStage("chain", "chain-broker", 240),
-    ...outputStage("chain", "chain-broker", 420),
+    ...outputStage("chain", "chain-broker", 470),
   ],
   "mnist-input.json": [
     tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}\n${clientIdNote("mnist-input")}`, [clientIdEnv("mnist-input")]),

@@ -142,7 +142,6 @@ describe("mnist-result", () => {
     assert.equal(first.result.id, "a1");
     assert.equal(first.result.correct, true);
     assert.equal(first.result.legacy, false);
-    assert.equal(first.result.duplicate, false);
     assert.equal(first.result.model.name, "mnist-cnn");
     assert.equal(first.result.probabilities.length, 10);
     assert.equal(seen.out[2].result.correct, false);
@@ -341,13 +340,19 @@ describe("mnist-result", () => {
     assert.equal(stats.duplicates, 0, "remembered ids are cleared too");
   });
 
-  it("counts duplicate ids and flags them", async () => {
+  it("passes on and counts an answer once: a repeated id (a QoS 1 redelivery) only counts as a duplicate", async () => {
     const { seen, send, summary } = await start();
-    await send(...["a", "b", "a", "c", "b", 5, "5"].map((id) => ({ payload: result(1, { id }) })));
-    assert.deepEqual(seen.out.map((m) => m.result.duplicate), [false, false, true, false, true, false, true]);
+    await send(
+      ...["a", "b", "a", "c", "b", 5, "5"].map((id) => ({ payload: result(1, { id, label: id === "c" ? 2 : 1 }) })),
+      { payload: { error: { code: "corrupt", message: "truncated" }, id: "e1" } },
+      { payload: { error: { code: "corrupt", message: "truncated" }, id: "e1" } },
+    );
+    assert.deepEqual(seen.out.map((m) => m.result.id ?? m.result.error.code), ["a", "b", "c", 5, "corrupt"]);
     const stats = await summary();
-    assert.equal(stats.duplicates, 3);
-    assert.equal(stats.count, 7, "duplicates still count as results");
+    assert.equal(stats.duplicates, 4);
+    assert.equal(stats.count, 4, "a repeated answer is not counted again");
+    assert.equal(stats.accuracy, 0.75, "nor does it weigh in the accuracy");
+    assert.equal(stats.errors.total, 1);
   });
 
   it("shows the last digit, its confidence and the running accuracy, at most about 4 times a second", async () => {

@@ -6,6 +6,8 @@ import * as path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type LabelledImage } from "../shared/labelled-images";
 import { BUNDLED_SAMPLES } from "../shared/package-paths";
+import { whole } from "../shared/config-values";
+import { DeliveryTracker } from "../shared/delivery";
 import { clearStatus, showStatus } from "../shared/status";
 import { Playlist } from "./playlist";
 
@@ -25,6 +27,7 @@ interface MnistImageSourceDef extends NodeDef {
   seed: string;
   limit: string | number;
   output: "envelope" | "raw";
+  confirmDelivery: boolean;
 }
 
 /** The default msg.payload: the JSON envelope mnist-infer and the original Python services read. */
@@ -96,6 +99,17 @@ export = function (RED: NodeAPI) {
     let closed = false;
     let statusTimer: NodeJS.Timeout | undefined;
     let lastStatusAt = 0;
+    // Requests kept until the mqtt out that publishes them confirms them through a
+    // Complete node wired back here; see shared/delivery.ts.
+    const delivery = config.confirmDelivery
+      ? new DeliveryTracker<NodeMessage>({
+          owner: node.id,
+          copy: (msg) => RED.util.cloneMessage(msg),
+          onResend: (count) => node.warn(RED._("mnist-image-source.delivery.resent", { count })),
+          onGiveUp: (count, why) => node.warn(RED._(`mnist-image-source.delivery.gave-up-${why}`, { count })),
+          onNeverConfirmed: () => node.warn(RED._("mnist-image-source.delivery.never-confirmed")),
+        })
+      : undefined;
     // Loading, ticks, next, burst and reset run one after another, so the order is never interleaved.
     let chain: Promise<unknown> = Promise.resolve();
 
@@ -229,7 +243,9 @@ export = function (RED: NodeAPI) {
           continue;
         }
         if (closed || started !== generation) return false;
-        send(toMessage(image, bytes));
+        const msg = toMessage(image, bytes);
+        delivery?.track(msg, (copy) => node.send(copy));
+        send(msg);
         sent++;
         if ((limit > 0 && sent >= limit) || playlist.finished) finish();
         else countChanged();
@@ -338,6 +354,11 @@ export = function (RED: NodeAPI) {
     serial(load).catch((err) => node.error(String((err as Error)?.message ?? err)));
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
+      if (delivery?.isReturn(msg)) {
+        delivery.confirm(msg);
+        done();
+        return;
+      }
       let action: Command;
       let count = burstSize;
       try {
@@ -394,6 +415,7 @@ export = function (RED: NodeAPI) {
         closed = true;
         generation++;
         stopTimer();
+        delivery?.close();
         if (statusTimer) clearTimeout(statusTimer);
         clearStatus(node);
       } finally {
@@ -408,10 +430,4 @@ export = function (RED: NodeAPI) {
 /** Ids are "<run>-<n>": the random run part keeps them unique across deploys and resets. */
 function newRunId(): string {
   return randomBytes(4).toString("hex");
-}
-
-function whole(value: string | number | undefined, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined || value === null || value === "") return fallback;
-  const n = Number(value);
-  return Number.isFinite(n) && n >= min && n <= max ? Math.floor(n) : fallback;
 }

@@ -3,12 +3,15 @@
 import { promises as fs } from "fs";
 import * as path from "path";
 import type * as express from "express";
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { Classifier, ModelError } from "../shared/classifier";
 import { parseRequest, type Request, type RequestLimits } from "../shared/envelope";
 import { InputError } from "../shared/errors";
 import { InferenceService, type OverflowPolicy, type Prediction } from "../shared/inference-service";
 import { BUNDLED_MODEL } from "../shared/package-paths";
+import { DeliveryTracker } from "../shared/delivery";
+import { RepeatFilter } from "../shared/repeats";
+import { whole } from "../shared/config-values";
 import type { InferResult } from "../shared/contract";
 import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
 
@@ -22,6 +25,8 @@ interface MnistInferDef extends NodeDef {
   maxBytes: string | number;
   maxPixels: string | number;
   preview: boolean;
+  repeatWindow: string | number;
+  confirmDelivery: boolean;
 }
 
 const DEFAULTS = {
@@ -29,6 +34,7 @@ const DEFAULTS = {
   queueSize: 1000,
   maxBytes: 5 * 1024 * 1024,
   maxPixels: 24_000_000,
+  repeatWindow: 60,
 };
 
 export = function (RED: NodeAPI) {
@@ -38,20 +44,38 @@ export = function (RED: NodeAPI) {
     const property = config.property || "payload";
     const output = config.output || "payload";
     const limits: RequestLimits = {
-      maxBytes: positive(config.maxBytes, DEFAULTS.maxBytes),
-      maxPixels: positive(config.maxPixels, DEFAULTS.maxPixels),
+      maxBytes: whole(config.maxBytes, 1, DEFAULTS.maxBytes),
+      maxPixels: whole(config.maxPixels, 1, DEFAULTS.maxPixels),
     };
     const modelFile = config.model ? path.resolve(RED.settings.userDir ?? process.cwd(), config.model) : BUNDLED_MODEL;
     const service = new InferenceService({
       modelFile,
-      maxBatch: positive(config.maxBatch, DEFAULTS.maxBatch),
-      queueLimit: positive(config.queueSize, DEFAULTS.queueSize),
+      maxBatch: whole(config.maxBatch, 1, DEFAULTS.maxBatch),
+      queueLimit: whole(config.queueSize, 1, DEFAULTS.queueSize),
       overflow: config.overflow === "drop-oldest" ? "drop-oldest" : "reject-newest",
       maxPixels: limits.maxPixels,
       preview: Boolean(config.preview),
     });
 
     let lastPrediction: Prediction | undefined;
+
+    // A request the broker delivers again (QoS 1) is answered once. Only MQTT
+    // messages can be redeliveries; a request injected twice is answered twice.
+    const repeatWindow = whole(config.repeatWindow, 0, DEFAULTS.repeatWindow);
+    const repeats = new RepeatFilter(repeatWindow * 1000);
+    let repeatsIgnored = 0;
+
+    // Replies (and error replies) kept until the mqtt out that sends them confirms
+    // them through a Complete node wired back here; see shared/delivery.ts.
+    const delivery = config.confirmDelivery
+      ? new DeliveryTracker<NodeMessage>({
+          owner: node.id,
+          copy: (msg) => RED.util.cloneMessage(msg),
+          onResend: (count) => node.warn(RED._("mnist-infer.delivery.resent", { count })),
+          onGiveUp: (count, why) => node.warn(RED._(`mnist-infer.delivery.gave-up-${why}`, { count })),
+          onNeverConfirmed: () => node.warn(RED._("mnist-infer.delivery.never-confirmed")),
+        })
+      : undefined;
 
     showStatus(node, "loading", RED._("mnist-infer.status.loading"));
     service.on("state", (state: string, reason?: string) => {
@@ -76,10 +100,21 @@ export = function (RED: NodeAPI) {
     });
 
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
+      if (delivery?.isReturn(msg)) {
+        delivery.confirm(msg);
+        done();
+        return;
+      }
       let request: Request | undefined;
       try {
         const value = RED.util.getMessageProperty(msg, property);
         request = parseRequest(value, { id: msg.id, label: msg.label, sentAt: msg.sentAt }, limits);
+        if (repeats.enabled && request.id !== undefined && isRedeliverable(msg, value) && repeats.isRepeat(request.id, value)) {
+          repeatsIgnored++;
+          node.log(RED._("mnist-infer.log.repeat", { id: String(request.id), count: repeatsIgnored }));
+          done();
+          return;
+        }
         if (request.id !== undefined) msg.id = request.id;
         if (request.label !== undefined) msg.label = request.label;
         const prediction = await service.classify(request.image);
@@ -87,6 +122,7 @@ export = function (RED: NodeAPI) {
         RED.util.setMessageProperty(msg, output, toResult(prediction, request, service), true);
         if (prediction.preview) msg.preview = prediction.preview;
         predictionStatus.request();
+        delivery?.track(msg, (copy) => node.send(copy));
         send(msg);
         done();
       } catch (err) {
@@ -94,12 +130,15 @@ export = function (RED: NodeAPI) {
         const id = request?.id ?? failure.requestId;
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
+        // Sending an error again is raising it again: Catch nodes build the reply.
+        delivery?.track(msg, (copy) => node.error(failure, copy));
         done(failure);
       }
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
       predictionStatus.cancel();
+      delivery?.close();
       service
         .close()
         .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))
@@ -188,7 +227,8 @@ function toResult(prediction: Prediction, request: Request, service: InferenceSe
   return result;
 }
 
-function positive(value: string | number | undefined, fallback: number): number {
-  const n = Number(value);
-  return Number.isFinite(n) && n >= 1 ? Math.floor(n) : fallback;
+/** Only a request that came over MQTT with QoS 1 or 2 can be delivered twice; its bytes identify it. */
+function isRedeliverable(msg: NodeMessageInFlow, value: unknown): value is Buffer | string {
+  const qos = (msg as { qos?: unknown }).qos;
+  return typeof qos === "number" && qos > 0 && (Buffer.isBuffer(value) || typeof value === "string");
 }

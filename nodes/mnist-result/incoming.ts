@@ -11,8 +11,6 @@ export interface ReadResult extends Partial<Omit<InferResult, "digit">> {
   digit: number;
   /** Plain text from the original chain: a digit and nothing else. */
   legacy: boolean;
-  /** Set by the node: this id was among the recently seen ones. */
-  duplicate?: boolean;
   /** Set by the node when `sentAt` is known: arrival time minus `sentAt`. */
   latencyMs?: number;
 }

@@ -5,6 +5,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
 import type { ErrorReply } from "../shared/contract";
 import { ResultStatistics } from "../shared/statistics";
+import { whole } from "../shared/config-values";
 import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
 
 interface MnistResultDef extends NodeDef {
@@ -20,7 +21,7 @@ export = function (RED: NodeAPI) {
   function MnistResultNode(this: Node, config: MnistResultDef) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const summaryEvery = wholeOrZero(config.summaryEvery, DEFAULT_SUMMARY_EVERY);
+    const summaryEvery = whole(config.summaryEvery, 0, DEFAULT_SUMMARY_EVERY);
     // Older or hand-written flows may lack the field: per-result messages are the default.
     const perResult = config.perResult !== false;
     const stats = new ResultStatistics(Date.now());
@@ -61,7 +62,10 @@ export = function (RED: NodeAPI) {
           msg.payload = stats.summary(now);
           send([null, msg]);
         } else if (incoming.kind === "error-reply") {
-          stats.recordError(incoming.reply.error.code);
+          if (!stats.recordError(incoming.reply.error.code, incoming.reply.id)) {
+            done();
+            return;
+          }
           lastEvent = { kind: "error-reply", code: incoming.reply.error.code };
           resultStatus.request();
           if (perResult) {
@@ -71,7 +75,13 @@ export = function (RED: NodeAPI) {
           }
         } else {
           const result = incoming.result;
-          Object.assign(result, stats.record(result, now, result.legacy));
+          const { duplicate, latencyMs } = stats.record(result, now, result.legacy);
+          if (duplicate) {
+            // Already counted and passed on once: QoS 1 may deliver an answer twice.
+            done();
+            return;
+          }
+          if (latencyMs !== undefined) result.latencyMs = latencyMs;
           lastEvent = { kind: "result" };
           resultStatus.request();
           let summary: NodeMessage | null = null;
@@ -118,10 +128,4 @@ function describeResult(result: ReadResult): string {
 function describeError(reply: ErrorReply): string {
   const id = reply.id === undefined ? "" : ` (id ${reply.id})`;
   return `error ${reply.error.code}${id}${reply.error.message ? `: ${reply.error.message}` : ""}`;
-}
-
-function wholeOrZero(value: string | number | undefined, fallback: number): number {
-  if (value === undefined || value === "") return fallback;
-  const n = Number(value);
-  return Number.isFinite(n) && n >= 0 ? Math.floor(n) : fallback;
 }

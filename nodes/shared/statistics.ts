@@ -222,7 +222,15 @@ export class ResultStatistics {
   }
 
   /** Counts one result; says whether its id was seen before and, with `sentAt`, its end-to-end latency. */
+  /**
+   * Counts a result, unless its id was seen recently: that is the same answer
+   * again (a QoS 1 redelivery, or a request sent again), counted only as a duplicate.
+   */
   record(result: Observation, now: number, legacy = false): { duplicate: boolean; latencyMs?: number } {
+    if (result.id !== undefined && this.ids.check(result.id)) {
+      this.duplicates++;
+      return { duplicate: true };
+    }
     this.count++;
     if (legacy) this.legacy++;
     if (this.firstAt === undefined) this.firstAt = now;
@@ -235,8 +243,6 @@ export class ResultStatistics {
       if (correct) this.correct++;
       this.confusion[result.label][result.digit]++;
     }
-    const duplicate = result.id !== undefined && this.ids.check(result.id);
-    if (duplicate) this.duplicates++;
     let latencyMs: number | undefined;
     if (result.sentAt !== undefined) {
       // Sender and receiver clocks may differ slightly; a negative latency means "about zero".
@@ -251,12 +257,18 @@ export class ResultStatistics {
       id: result.id ?? null,
     };
     this.lastAt = now;
-    return latencyMs === undefined ? { duplicate } : { duplicate, latencyMs };
+    return latencyMs === undefined ? { duplicate: false } : { duplicate: false, latencyMs };
   }
 
-  recordError(code: string): void {
+  /** Counts an error reply; false if its id was seen recently (the same reply again). */
+  recordError(code: string, id?: string | number): boolean {
+    if (id !== undefined && this.ids.check(id)) {
+      this.duplicates++;
+      return false;
+    }
     this.errorTotal++;
     this.errorCodes.set(code, (this.errorCodes.get(code) ?? 0) + 1);
+    return true;
   }
 
   recordUnparseable(): void {
