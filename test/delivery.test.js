@@ -130,6 +130,8 @@ describe("DeliveryTracker: what mqtt out dropped is sent again, and only that", 
     t.close();
     assert.deepEqual(events, [["give-up", 2, "closed"]]);
     assert.equal(t.stats.waiting, 0);
+    send("after close");
+    assert.equal(t.stats.waiting, 0, "what is sent after close is not tracked (no timer outlives the node)");
   });
 
   it("runs its own timer while messages wait, and stops it when none do", async () => {

@@ -219,6 +219,9 @@ describe("mnist-infer", () => {
       ["JSON without an image", () => ({ id: "x1", label: 3 }), "bad-envelope", /no "image" field/],
       ["broken JSON text", () => '{"id": "x2", "image": ', "bad-json"],
       ["invalid base64 in an envelope", () => ({ id: "x3", image: "***not base64***" }), "bad-base64"],
+      ["a file path", () => "/etc/passwd", "file-path", /looks like a file path .*never reads files/],
+      ["a file: URL in an envelope", () => ({ id: "x4", image: "file:///home/user/digit.png" }), "file-path"],
+      ["a Windows path", () => "C:\\Users\\me\\digit.png", "file-path"],
       ["a pixel array of the wrong length", () => new Array(100).fill(0), "bad-pixels", /784 values/],
       ["pixels that are NaN", () => new Array(784).fill(Number.NaN), "bad-pixels", /NaN/],
       ["pixels that are Infinity", () => new Array(784).fill(Number.POSITIVE_INFINITY), "bad-pixels"],
@@ -234,6 +237,13 @@ describe("mnist-infer", () => {
         await expectDigit(node, { payload: png() }, samples[5].label);
       });
     }
+
+    it("reads a JPEG sent as base64, although its base64 starts like a path (/9j/…)", async () => {
+      const node = await loadInfer();
+      const jpeg = await sharp(samples[3].bytes).jpeg({ quality: 95 }).toBuffer();
+      assert.ok(jpeg.toString("base64").startsWith("/9j/"));
+      await expectDigit(node, { payload: jpeg.toString("base64") }, samples[3].label);
+    });
 
     it("keeps the request id on an error when the envelope had one", async () => {
       const node = await loadInfer();

@@ -347,7 +347,7 @@ describe("mnist-result", () => {
       { payload: { error: { code: "corrupt", message: "truncated" }, id: "e1" } },
       { payload: { error: { code: "corrupt", message: "truncated" }, id: "e1" } },
     );
-    assert.deepEqual(seen.out.map((m) => m.result.id ?? m.result.error.code), ["a", "b", "c", 5, "corrupt"]);
+    assert.deepEqual(seen.out.map((m) => m.result.id ?? m.result.error.code), ["a", "b", "c", 5, "e1"]);
     const stats = await summary();
     assert.equal(stats.duplicates, 4);
     assert.equal(stats.count, 4, "a repeated answer is not counted again");

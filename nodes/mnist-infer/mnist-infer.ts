@@ -21,6 +21,7 @@ interface MnistInferDef extends NodeDef {
   output: string;
   maxBatch: string | number;
   queueSize: string | number;
+  queueMemory: string | number;
   overflow: OverflowPolicy;
   maxBytes: string | number;
   maxPixels: string | number;
@@ -32,6 +33,7 @@ interface MnistInferDef extends NodeDef {
 const DEFAULTS = {
   maxBatch: 32,
   queueSize: 1000,
+  queueMemory: 64,
   maxBytes: 5 * 1024 * 1024,
   maxPixels: 24_000_000,
   repeatWindow: 60,
@@ -52,6 +54,7 @@ export = function (RED: NodeAPI) {
       modelFile,
       maxBatch: whole(config.maxBatch, 1, DEFAULTS.maxBatch),
       queueLimit: whole(config.queueSize, 1, DEFAULTS.queueSize),
+      queueBytes: whole(config.queueMemory, 1, DEFAULTS.queueMemory) * 1024 * 1024,
       overflow: config.overflow === "drop-oldest" ? "drop-oldest" : "reject-newest",
       maxPixels: limits.maxPixels,
       preview: Boolean(config.preview),
@@ -91,12 +94,22 @@ export = function (RED: NodeAPI) {
       }
     });
 
-    /** Shows the latest prediction, or the backlog while one builds up. */
+    let refusedShown = 0;
+    /** Shows the latest prediction, or the backlog while one builds up, and what overflow refused. */
     const predictionStatus = throttledStatus(() => {
-      if (service.state !== "ready" || !lastPrediction) return;
+      if (service.state !== "ready") return;
       const backlog = service.backlog;
-      const text = `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${backlog > 0 ? ` · ${RED._("mnist-infer.status.queued", { count: backlog })}` : ""}`;
-      showStatus(node, backlog > 0 ? "working" : "ready", text);
+      const refused = service.stats.rejected + service.stats.dropped;
+      const queued = backlog > 0 ? RED._("mnist-infer.status.queued", { count: backlog }) : "";
+      if (refused > refusedShown) {
+        // Overloaded: what the queue holds and how many requests it has refused so far.
+        refusedShown = refused;
+        showStatus(node, "working", `${queued || RED._("mnist-infer.status.ready")} · ${RED._("mnist-infer.status.refused", { count: refused })}`);
+        predictionStatus.request(); // back to the prediction once refusals stop
+        return;
+      }
+      if (!lastPrediction) return;
+      showStatus(node, backlog > 0 ? "working" : "ready", `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${queued ? ` · ${queued}` : ""}`);
     });
 
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
@@ -130,6 +143,7 @@ export = function (RED: NodeAPI) {
         const id = request?.id ?? failure.requestId;
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
+        else if (failure.code === "queue-full") predictionStatus.request();
         // Sending an error again is raising it again: Catch nodes build the reply.
         delivery?.track(msg, (copy) => node.error(failure, copy));
         done(failure);

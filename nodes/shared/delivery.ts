@@ -77,6 +77,7 @@ export class DeliveryTracker<M extends object> {
   private confirmedSendAtLastTick = -1;
   private everConfirmed = false;
   private warnedUnconfirmed = false;
+  private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly counts = { tracked: 0, confirmed: 0, resent: 0, givenUp: 0 };
 
@@ -86,6 +87,8 @@ export class DeliveryTracker<M extends object> {
 
   /** Marks `msg` and keeps it until it comes back; `resend` sends a copy again. Call before sending it. */
   track(msg: M, resend: (copy: M) => void): void {
+    // After close (a redeploy), results the worker still finishes go out untracked.
+    if (this.closed) return;
     const seq = this.nextSeq++;
     const entry: Pending<M> = { msg, send: 0, sentAt: 0, resend };
     this.stamp(seq, entry, msg);
@@ -153,6 +156,7 @@ export class DeliveryTracker<M extends object> {
 
   /** Stops; what still waits is given up (the node is going away). */
   close(): void {
+    this.closed = true;
     this.stopTimer();
     if (this.pending.size > 0) {
       this.counts.givenUp += this.pending.size;

@@ -128,7 +128,22 @@ function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): Requ
   return request;
 }
 
+/**
+ * A file path or file: URL rather than an image: say so, rather than "not
+ * base64". Base64 has neither "." nor a backslash, and a real image's base64 (a JPEG's
+ * starts with "/9j/") is longer than any path without them.
+ */
+function looksLikePath(text: string): boolean {
+  const t = text.trim();
+  if (t.length > 1024) return false;
+  if (/^file:/i.test(t) || /^[a-z]:[\\/]/i.test(t) || t.startsWith("\\\\")) return true;
+  return /^(~|\.{1,2})?[\\/]/.test(t) && (t.length < 128 || /[.\\]/.test(t));
+}
+
 function decodeBase64(text: string, limits: RequestLimits): Buffer {
+  if (looksLikePath(text)) {
+    throw new InputError("file-path", `the text looks like a file path (${describeText(text)}); mnist-infer never reads files named in messages: send the image itself. ${ACCEPTED}`);
+  }
   let body = text;
   if (body.startsWith("data:")) {
     const comma = body.indexOf(",");

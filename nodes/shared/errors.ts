@@ -12,6 +12,7 @@ export type InputErrorCode =
   | "bad-json"
   | "bad-envelope"
   | "bad-base64"
+  | "file-path"
   | "bad-pixels"
   | "bad-label"
   | "no-ink"

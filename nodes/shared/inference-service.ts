@@ -17,6 +17,8 @@ export interface ServiceOptions {
   modelFile: string;
   maxBatch: number;
   queueLimit: number;
+  /** Bytes the queue may hold: a decoded photo is far larger than an MNIST PNG. */
+  queueBytes: number;
   overflow: OverflowPolicy;
   maxPixels: number;
   preview: boolean;
@@ -47,9 +49,16 @@ export interface ServiceStats {
 
 interface Pending {
   image: WorkerImage;
+  bytes: number;
   enqueuedAt: number;
   resolve: (prediction: Prediction) => void;
   reject: (err: Error) => void;
+}
+
+/** A request still being decoded: it holds its place in the queue and can be dropped before it is done. */
+interface Decoding {
+  bytes: number;
+  dropped?: InputError;
 }
 
 /** Two batches in flight keep the worker busy while the next one is handed over. */
@@ -68,7 +77,8 @@ export class InferenceService extends EventEmitter {
 
   private worker?: Worker;
   private queue: Pending[] = [];
-  private decoding = 0;
+  private queuedBytes = 0;
+  private decoding: Decoding[] = [];
   private inFlight = new Map<number, Pending[]>();
   private nextBatchId = 1;
   private restartTimer?: NodeJS.Timeout;
@@ -81,41 +91,79 @@ export class InferenceService extends EventEmitter {
 
   /** Requests waiting for the worker, including those still being decoded. */
   get backlog(): number {
-    return this.queue.length + this.decoding;
+    return this.queue.length + this.decoding.length;
+  }
+
+  /** Bytes held by the queue: decoded images waiting, and the encoded ones being decoded. */
+  get backlogBytes(): number {
+    let bytes = this.queuedBytes;
+    for (const d of this.decoding) bytes += d.bytes;
+    return bytes;
   }
 
   async classify(input: ImageInput): Promise<Prediction> {
     if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
     if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
-    this.makeRoom();
+    const arriving = input.kind === "pixels" ? input.image.data.byteLength : input.bytes.length;
+    this.makeRoom(1, arriving);
     this.stats.accepted++;
-    this.decoding++;
+    const place: Decoding = { bytes: arriving };
+    this.decoding.push(place);
     let image: WorkerImage;
     try {
       image = input.kind === "pixels" ? { kind: "raw", image: input.image } : await decodeForWorker(input.bytes, this.options.maxPixels);
     } catch (err) {
-      this.stats.failed++;
-      throw err;
+      if (!place.dropped) this.stats.failed++;
+      throw place.dropped ?? err;
     } finally {
-      this.decoding--;
+      // A dropped request has already left the list.
+      const at = this.decoding.indexOf(place);
+      if (at >= 0) this.decoding.splice(at, 1);
+    }
+    if (place.dropped) throw place.dropped;
+    // Decoded, a photo can be many times its encoded size: check the byte budget again.
+    const bytes = sizeOf(image);
+    try {
+      this.makeRoom(0, bytes);
+    } catch (err) {
+      this.stats.accepted--; // counted as rejected instead
+      throw err;
     }
     return new Promise<Prediction>((resolve, reject) => {
-      this.queue.push({ image, enqueuedAt: performance.now(), resolve, reject });
+      this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject });
+      this.queuedBytes += bytes;
       this.pump();
     });
   }
 
-  /** Applies the overflow policy when the queue is full. */
-  private makeRoom(): void {
-    if (this.backlog < this.options.queueLimit) return;
-    if (this.options.overflow === "drop-oldest" && this.queue.length > 0) {
-      const oldest = this.queue.shift() as Pending;
-      this.stats.dropped++;
-      oldest.reject(new InputError("queue-full", `dropped: the queue was full (${this.options.queueLimit} requests) and the oldest request makes room for newer ones`));
+  /**
+   * Applies the overflow policy until `count` more requests of `bytes` fit:
+   * drop the oldest (queued first, then still decoding), or refuse the new one.
+   * A lone request larger than the byte budget is still taken when nothing waits.
+   */
+  private makeRoom(count: number, bytes: number): void {
+    const { queueLimit, queueBytes } = this.options;
+    const full = () => this.backlog + count > queueLimit || (this.backlog > 0 && this.backlogBytes + bytes > queueBytes);
+    if (!full()) return;
+    const why = this.backlog + count > queueLimit ? `${queueLimit} requests` : `${megabytes(queueBytes)} of images`;
+    if (this.options.overflow === "drop-oldest") {
+      while (full() && this.backlog > 0) {
+        const dropped = new InputError("queue-full", `dropped: the queue was full (${why}) and the oldest request makes room for newer ones`);
+        this.stats.dropped++;
+        const oldest = this.queue.shift();
+        if (oldest) {
+          this.queuedBytes -= oldest.bytes;
+          oldest.reject(dropped);
+        } else {
+          // Still decoding: it ends with this error as soon as its decoding does.
+          const place = this.decoding.shift() as Decoding;
+          place.dropped = dropped;
+        }
+      }
       return;
     }
     this.stats.rejected++;
-    throw new InputError("queue-full", `rejected: the queue is full (${this.options.queueLimit} requests waiting); retry later or raise the queue size`);
+    throw new InputError("queue-full", `rejected: the queue is full (${why} waiting); retry later, or raise the queue's size or memory`);
   }
 
   private pump(): void {
@@ -124,6 +172,7 @@ export class InferenceService extends EventEmitter {
     const batchLimit = Math.max(1, Math.min(this.options.maxBatch, this.info.maxBatch));
     while (this.inFlight.size < MAX_IN_FLIGHT && this.queue.length > 0) {
       const batch = this.queue.splice(0, batchLimit);
+      for (const p of batch) this.queuedBytes -= p.bytes;
       const batchId = this.nextBatchId++;
       this.inFlight.set(batchId, batch);
       this.stats.batches++;
@@ -221,6 +270,7 @@ export class InferenceService extends EventEmitter {
   }
 
   private failAll(err: Error): void {
+    this.queuedBytes = 0;
     for (const pending of this.queue.splice(0)) {
       this.stats.failed++;
       pending.reject(err);
@@ -254,4 +304,12 @@ export class InferenceService extends EventEmitter {
     this.inFlight.clear();
     this.removeAllListeners();
   }
+}
+
+function sizeOf(image: WorkerImage): number {
+  return image.kind === "png" ? image.bytes.byteLength : image.image.data.byteLength;
+}
+
+function megabytes(bytes: number): string {
+  return `${Math.round((bytes / 1048576) * 10) / 10} MB`;
 }

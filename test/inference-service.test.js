@@ -1,0 +1,91 @@
+"use strict";
+// The inference service's queue with the shipped model: its byte budget (a
+// queue of decoded photos must not grow to gigabytes) and drop-oldest reaching
+// requests that are still being decoded.
+const { describe, it, before, afterEach } = require("node:test");
+const assert = require("node:assert/strict");
+const sharp = require("sharp");
+const { InferenceService } = require("../dist/nodes/shared/inference-service.js");
+const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
+const { loadSamples } = require("./support/samples");
+
+const samples = loadSamples(10);
+const MB = 1024 * 1024;
+
+function service(options) {
+  return new InferenceService({ modelFile: BUNDLED_MODEL, maxBatch: 32, queueLimit: 1000, queueBytes: 64 * MB, overflow: "reject-newest", maxPixels: 24e6, preview: false, ...options });
+}
+
+/** Every request's outcome, in order: its digit, or its error's code and message. */
+function outcomes(promises) {
+  return Promise.all(promises.map((p) => p.then((r) => ({ digit: r.digit }), (err) => ({ code: err.code, message: err.message }))));
+}
+
+describe("inference service: the queue's byte budget and overflow", { timeout: 60000 }, () => {
+  /** The samples as 512×512 colour photos: 786,432 bytes each once decoded, as a phone picture becomes. */
+  let photos;
+  let pixels;
+  let current;
+  before(async () => {
+    photos = await Promise.all(samples.map((s) => sharp(s.bytes).resize(512, 512).toColourspace("srgb").jpeg({ quality: 90 }).toBuffer()));
+    pixels = await Promise.all(
+      samples.map(async (s) => {
+        const { data, info } = await sharp(s.bytes).resize(512, 512).toColourspace("srgb").removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        return { kind: "pixels", image: { data: new Uint8Array(data), width: info.width, height: info.height, channels: info.channels } };
+      }),
+    );
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+
+  it("reject-newest: the queue takes photos up to its memory, refuses the rest with a reason, and classifies what it took", async () => {
+    current = service({ queueBytes: 2 * MB });
+    assert.equal(pixels[0].image.data.byteLength, 786432);
+    // All ten arrive before the model has loaded: they wait in the queue.
+    const results = outcomes(pixels.map((p) => current.classify(p)));
+    assert.equal(current.backlog, 2, "two photos (1.5 MB) fit in 2 MB, a third would not");
+    assert.ok(current.backlogBytes <= 2 * MB);
+    const done = await results;
+    assert.deepEqual(done.slice(0, 2).map((o) => o.digit), [samples[0].label, samples[1].label]);
+    for (const o of done.slice(2)) {
+      assert.equal(o.code, "queue-full");
+      assert.match(o.message, /^rejected: the queue is full \(2 MB of images waiting\)/);
+    }
+    assert.equal(current.stats.accepted + current.stats.rejected, 10);
+    assert.equal(current.stats.rejected, 8);
+  });
+
+  it("drop-oldest: the newest photos that fit stay, the oldest make room", async () => {
+    current = service({ queueBytes: 2 * MB, overflow: "drop-oldest" });
+    const results = outcomes(pixels.map((p) => current.classify(p)));
+    assert.equal(current.backlog, 2);
+    const done = await results;
+    for (const o of done.slice(0, 8)) assert.match(o.message ?? "", /^dropped: the queue was full \(2 MB of images\)/);
+    assert.deepEqual(done.slice(8).map((o) => o.digit), [samples[8].label, samples[9].label]);
+    assert.equal(current.stats.dropped, 8);
+  });
+
+  it("a photo is counted at its decoded size: small JPEGs that decode to large pixels are refused once decoded", async () => {
+    current = service({ queueBytes: 2 * MB });
+    assert.ok(photos.every((p) => p.length < 64 * 1024), "encoded, each is well under the budget");
+    const done = await outcomes(photos.map((bytes) => current.classify({ kind: "bytes", bytes })));
+    const refused = done.filter((o) => o.code === "queue-full");
+    assert.ok(refused.length >= 1, `some photos refused once decoded (${refused.length})`);
+    assert.equal(done.filter((o) => o.digit !== undefined).length + refused.length, 10);
+    assert.equal(current.stats.accepted + current.stats.rejected, 10, "a request refused after decoding counts as rejected, not accepted");
+  });
+
+  it("drop-oldest also drops requests still being decoded: the newest ones are classified", async () => {
+    current = service({ queueLimit: 3, overflow: "drop-oldest" });
+    // Six JPEGs in one go: all six start decoding (on sharp's thread pool) before any is done.
+    const results = outcomes(photos.slice(0, 6).map((bytes) => current.classify({ kind: "bytes", bytes })));
+    assert.equal(current.backlog, 3, "never more than the queue size, counting those still decoding");
+    const done = await results;
+    for (const o of done.slice(0, 3)) assert.match(o.message ?? "", /^dropped: the queue was full \(3 requests\)/);
+    assert.deepEqual(done.slice(3).map((o) => o.digit), samples.slice(3, 6).map((s) => s.label));
+    assert.equal(current.stats.dropped, 3);
+    assert.equal(current.stats.failed, 0, "a dropped request is counted once, as dropped");
+  });
+});
