@@ -136,7 +136,7 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     mqttIn(`${t}-req-in`, t, b, "requests", subscription, 130, y0 + 60, [`${t}-infer`]),
     {
       id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "",
-      maxBatch: 32, queueSize: 1000, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
+      maxBatch: 32, queueSize: 1000, queueMemory: 64, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
       repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
     },
     fn(`${t}-reply`, t, "to result topic", REPLY, 550, y0 + 60, [`${t}-res-out`]),

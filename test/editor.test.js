@@ -138,6 +138,20 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.equal(await inEditor((id) => $(`#node-input-${id}`).typedInput("type"), id), "msg");
     }
     assert.equal(await page.locator("#node-input-preview").isChecked(), false, "preview is offered, off by default");
+    // The example flow's reliability settings, each with a readable label.
+    assert.equal(await page.locator("#node-input-confirmDelivery").isChecked(), true, "the example confirms deliveries");
+    assert.match(await page.locator("label[for=node-input-confirmDelivery]:not(:has(i))").last().innerText(), /until a Complete node on its mqtt out hands it back/);
+    assert.equal(await page.inputValue("#node-input-repeatWindow"), "60");
+    assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /answer a redelivered request once/);
+    assert.equal(await page.inputValue("#node-input-queueMemory"), "64");
+    assert.match(await page.locator("#node-input-queueMemory + span").innerText(), /MB of images/);
+    await page.fill("#node-input-repeatWindow", "-1");
+    await page.locator("#node-input-repeatWindow").dispatchEvent("change");
+    await page.waitForSelector("#node-input-repeatWindow.input-error");
+    await page.hover("#node-input-repeatWindow");
+    await page.waitForSelector(".red-ui-popover:has-text('Repeats must be a whole number from 0 to 86400')");
+    await page.fill("#node-input-repeatWindow", "60");
+    await page.locator("#node-input-repeatWindow").dispatchEvent("change");
 
     await page.fill("#node-input-maxBatch", "0");
     await page.locator("#node-input-maxBatch").dispatchEvent("change");
