@@ -76,6 +76,28 @@ describe("DeliveryTracker: what mqtt out dropped is sent again, and only that", 
     assert.deepEqual(t.stats, { tracked: 4, confirmed: 4, resent: 2, givenUp: 0, waiting: 0 });
   });
 
+  it("waits longer while messages take longer to come back (a busy Node-RED, or the longer path of error replies)", () => {
+    const { send, back, advance, resent } = tracker();
+    const slow = send("slow");
+    advance(1500);
+    back(slow); // took 1.5 s
+    const e = send("error reply, on a longer path");
+    back(send("result"));
+    advance(500);
+    advance(500);
+    assert.deepEqual(resent, [], "overtaken, but not yet twice the slowest round trip old");
+    back(e);
+    advance(5000);
+    assert.deepEqual(resent, []);
+    send("dropped");
+    back(send("later"));
+    advance(500);
+    advance(500);
+    assert.deepEqual(resent, [], "1 s old: within 2 × the (decaying) slowest round trip");
+    advance(1000);
+    assert.deepEqual(resent.map((m) => m.payload), ["dropped"]);
+  });
+
   it("a late confirmation of an older sending does not condemn messages sent after it", () => {
     const { send, back, advance, resent } = tracker();
     const a = send("a");

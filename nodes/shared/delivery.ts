@@ -11,9 +11,12 @@
 // The only exception is a message MQTT.js itself still holds, unacknowledged,
 // across a reconnect: it sends those again first thing after reconnecting. So
 // a message is sent again only when a later one came back at least one tick
-// ago (by then MQTT.js has had its chance), or, with nothing coming back at
-// all, after `idleMs`, and only once confirmations have proved the Complete
-// node is wired: a missing wire must not turn every message into a repeat.
+// ago (by then MQTT.js has had its chance) and it is older than twice the
+// slowest recent round trip (a busy Node-RED may take a while to hand
+// messages back, and error replies take a longer path than results), or,
+// with nothing coming back at all, after `idleMs`, and only once confirmations
+// have proved the Complete node is wired: a missing wire must not turn every
+// message into a repeat.
 
 /** The mark a tracked message carries through `mqtt out` and the Complete node. */
 export interface DeliveryMark {
@@ -26,6 +29,8 @@ export interface DeliveryMark {
 }
 
 export const MARK = "_mnistDelivery";
+
+const ROUND_TRIP_HALF_LIFE_MS = 10_000;
 
 type Marked = { [MARK]?: DeliveryMark };
 
@@ -76,6 +81,9 @@ export class DeliveryTracker<M extends object> {
   private confirmedSend = -1;
   private confirmedSendAtLastTick = -1;
   private everConfirmed = false;
+  /** The slowest recent round trip (ms), halving every ROUND_TRIP_HALF_LIFE_MS. */
+  private slowest = 0;
+  private slowestAt = 0;
   private warnedUnconfirmed = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
@@ -114,7 +122,11 @@ export class DeliveryTracker<M extends object> {
     const mark = (msg as Marked)[MARK] as DeliveryMark;
     this.everConfirmed = true;
     if (mark.send > this.confirmedSend) this.confirmedSend = mark.send;
-    if (this.pending.delete(mark.seq)) this.counts.confirmed++;
+    const entry = this.pending.get(mark.seq);
+    if (!entry) return;
+    if (entry.send === mark.send) this.noteRoundTrip(this.options.now() - entry.sentAt);
+    this.pending.delete(mark.seq);
+    this.counts.confirmed++;
   }
 
   /** Sends again what is missing. Runs on a timer while anything waits. */
@@ -124,9 +136,10 @@ export class DeliveryTracker<M extends object> {
     const overtakenBelow = this.confirmedSendAtLastTick;
     this.confirmedSendAtLastTick = this.confirmedSend;
     const again: Array<[number, Pending<M>]> = [];
+    const patience = 2 * this.roundTrip(now);
     // Map order is sending order: each sending moves its entry to the end.
     for (const [seq, entry] of this.pending) {
-      const overtaken = entry.send < overtakenBelow;
+      const overtaken = entry.send < overtakenBelow && now - entry.sentAt > patience;
       const idle = this.everConfirmed && now - entry.sentAt >= this.options.idleMs;
       if (!overtaken && !idle) break;
       again.push([seq, entry]);
@@ -163,6 +176,16 @@ export class DeliveryTracker<M extends object> {
       this.options.onGiveUp?.(this.pending.size, "closed");
     }
     this.pending.clear();
+  }
+
+  private roundTrip(now: number): number {
+    return this.slowest * 0.5 ** ((now - this.slowestAt) / ROUND_TRIP_HALF_LIFE_MS);
+  }
+
+  private noteRoundTrip(took: number): void {
+    const now = this.options.now();
+    this.slowest = Math.max(this.roundTrip(now), took);
+    this.slowestAt = now;
   }
 
   private stamp(seq: number, entry: Pending<M>, msg: M): void {
