@@ -67,14 +67,26 @@ describe("inference service: the queue's byte budget and overflow", { timeout: 6
     assert.equal(current.stats.dropped, 8);
   });
 
-  it("a photo is counted at its decoded size: small JPEGs that decode to large pixels are refused once decoded", async () => {
+  it("a photo is counted at the size it will have once decoded, so none is decoded only to be refused", async () => {
     current = service({ queueBytes: 2 * MB });
     assert.ok(photos.every((p) => p.length < 64 * 1024), "encoded, each is well under the budget");
-    const done = await outcomes(photos.map((bytes) => current.classify({ kind: "bytes", bytes })));
-    const refused = done.filter((o) => o.code === "queue-full");
-    assert.ok(refused.length >= 1, `some photos refused once decoded (${refused.length})`);
-    assert.equal(done.filter((o) => o.digit !== undefined).length + refused.length, 10);
-    assert.equal(current.stats.accepted + current.stats.rejected, 10, "a request refused after decoding counts as rejected, not accepted");
+    const results = outcomes(photos.map((bytes) => current.classify({ kind: "bytes", bytes })));
+    assert.equal(current.backlog, 2, "1 MB reserved for each photo (512×512, up to 4 channels): two fit in 2 MB");
+    const done = await results;
+    assert.deepEqual(done.slice(0, 2).map((o) => o.digit), [samples[0].label, samples[1].label]);
+    for (const o of done.slice(2)) assert.match(o.message ?? "", /^rejected: the queue is full \(2 MB of images waiting\)/);
+    assert.equal(current.stats.accepted, 2);
+    assert.equal(current.stats.rejected, 8);
+  });
+
+  it("MNIST-sized PNGs are counted at their own size: a thousand fit in well under a megabyte", async () => {
+    current = service({ queueBytes: 1 * MB });
+    const pngs = Array.from({ length: 1000 }, (_, i) => samples[i % samples.length].bytes);
+    const results = outcomes(pngs.map((bytes) => current.classify({ kind: "bytes", bytes })));
+    assert.equal(current.backlog, 1000);
+    assert.ok(current.backlogBytes < 1 * MB, `${current.backlogBytes} bytes`);
+    const done = await results;
+    assert.equal(done.filter((o) => o.digit !== undefined).length, 1000);
   });
 
   it("drop-oldest also drops requests still being decoded: the newest ones are classified", async () => {

@@ -33,6 +33,24 @@ export function sniffFormat(bytes: Uint8Array): Format {
   return "unknown";
 }
 
+/**
+ * The most memory `bytes` can take in the queue once decoded, known before
+ * decoding: a small PNG waits as it is; anything else becomes pixels of at most
+ * WORKING_SIDE² with up to 4 channels. The queue reserves this much up front,
+ * so it never decodes a photo only to find there is no room for it.
+ */
+export function queuedSizeBound(bytes: Buffer): number {
+  if (isPng(bytes)) {
+    try {
+      const header = readPngHeader(bytes);
+      if (canDecodeFast(header) && header.width * header.height <= FAST_PNG_MAX_PIXELS) return bytes.length;
+    } catch {
+      return bytes.length; // refused as truncated or corrupt before it is queued
+    }
+  }
+  return WORKING_SIDE * WORKING_SIDE * 4;
+}
+
 export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
   const format = sniffFormat(bytes);
   if (format === "png") {

@@ -8,7 +8,7 @@ import { Worker } from "worker_threads";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "./envelope";
 import { InputError } from "./errors";
-import { decodeForWorker, type WorkerImage } from "./image-decoder";
+import { decodeForWorker, queuedSizeBound, type WorkerImage } from "./image-decoder";
 import type { FromWorker, ItemResult } from "./worker-protocol";
 
 export type OverflowPolicy = "reject-newest" | "drop-oldest";
@@ -94,7 +94,7 @@ export class InferenceService extends EventEmitter {
     return this.queue.length + this.decoding.length;
   }
 
-  /** Bytes held by the queue: decoded images waiting, and the encoded ones being decoded. */
+  /** Bytes held by the queue: images waiting, and what is reserved for those being decoded. */
   get backlogBytes(): number {
     let bytes = this.queuedBytes;
     for (const d of this.decoding) bytes += d.bytes;
@@ -104,10 +104,10 @@ export class InferenceService extends EventEmitter {
   async classify(input: ImageInput): Promise<Prediction> {
     if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
     if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
-    const arriving = input.kind === "pixels" ? input.image.data.byteLength : input.bytes.length;
-    this.makeRoom(1, arriving);
+    const reserve = input.kind === "pixels" ? input.image.data.byteLength : queuedSizeBound(input.bytes);
+    this.makeRoom(1, reserve);
     this.stats.accepted++;
-    const place: Decoding = { bytes: arriving };
+    const place: Decoding = { bytes: reserve };
     this.decoding.push(place);
     let image: WorkerImage;
     try {
@@ -121,14 +121,8 @@ export class InferenceService extends EventEmitter {
       if (at >= 0) this.decoding.splice(at, 1);
     }
     if (place.dropped) throw place.dropped;
-    // Decoded, a photo can be many times its encoded size: check the byte budget again.
+    // At most what was reserved for it while it was decoded.
     const bytes = sizeOf(image);
-    try {
-      this.makeRoom(0, bytes);
-    } catch (err) {
-      this.stats.accepted--; // counted as rejected instead
-      throw err;
-    }
     return new Promise<Prediction>((resolve, reject) => {
       this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject });
       this.queuedBytes += bytes;
