@@ -138,11 +138,12 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.equal(await inEditor((id) => $(`#node-input-${id}`).typedInput("type"), id), "msg");
     }
     assert.equal(await page.locator("#node-input-preview").isChecked(), false, "preview is offered, off by default");
-    // The example flow's reliability settings, each with a readable label.
-    assert.equal(await page.locator("#node-input-confirmDelivery").isChecked(), true, "the example confirms deliveries");
+    // The reliability settings, each with a readable label. Confirming deliveries needs a
+    // Complete node wired back, so a node fresh from the palette has it off.
+    assert.equal(await page.locator("#node-input-confirmDelivery").isChecked(), false, "confirm delivery is offered, off by default");
     assert.match(await page.locator("label[for=node-input-confirmDelivery]:not(:has(i))").last().innerText(), /until a Complete node on its mqtt out hands it back/);
     assert.equal(await page.inputValue("#node-input-repeatWindow"), "60");
-    assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /answer a redelivered request once/);
+    assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /seconds: answer a redelivered request once/);
     assert.equal(await page.inputValue("#node-input-queueMemory"), "64");
     assert.match(await page.locator("#node-input-queueMemory + span").innerText(), /MB of images/);
     await page.fill("#node-input-repeatWindow", "-1");
