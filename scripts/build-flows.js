@@ -127,7 +127,7 @@ function inputStage(t, b, y0, interval) {
       confirmDelivery: true, x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
     },
     mqttOut(`${t}-req-out`, t, b, "requests", "${MNIST_REQUEST_TOPIC}", 620, y0 + 80),
-    delivered(`${t}-req-delivered`, t, `${t}-req-out`, `${t}-source`, 390, y0 + 140),
+    delivered(`${t}-req-delivered`, t, `${t}-req-out`, `${t}-source`, 140, y0 + 160),
   ];
 }
 function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
@@ -143,19 +143,19 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     { id: id(`${t}-catch`), type: "catch", z: id(t), name: "infer errors", scope: [id(`${t}-infer`)], uncaught: false, x: 340, y: y0 + 120, wires: [[id(`${t}-error-reply`)]] },
     fn(`${t}-error-reply`, t, "to error topic", ERROR_REPLY, 550, y0 + 120, [`${t}-res-out`]),
     mqttOut(`${t}-res-out`, t, b, "replies", "", 760, y0 + 90),
-    delivered(`${t}-res-delivered`, t, `${t}-res-out`, `${t}-infer`, 550, y0 + 170),
+    delivered(`${t}-res-delivered`, t, `${t}-res-out`, `${t}-infer`, 140, y0 + 120),
   ];
 }
 function outputStage(t, b, y0) {
   return [
     comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked.", 220, y0),
     mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`]),
-    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 100, [`${t}-result`]),
-    inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 140, [`${t}-result`]),
-    inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 180, [`${t}-result`]),
-    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 380, y: y0 + 100, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
-    debug(`${t}-dbg-result`, t, "each result", 600, y0 + 80),
-    debug(`${t}-dbg-summary`, t, "statistics", 600, y0 + 120),
+    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 110, [`${t}-result`]),
+    inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 160, [`${t}-result`]),
+    inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 200, [`${t}-result`]),
+    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 380, y: y0 + 110, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
+    debug(`${t}-dbg-result`, t, "each result", 620, y0 + 90),
+    debug(`${t}-dbg-summary`, t, "statistics", 620, y0 + 130),
   ];
 }
 
