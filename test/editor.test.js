@@ -138,6 +138,7 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.equal(await inEditor((id) => $(`#node-input-${id}`).typedInput("type"), id), "msg");
     }
     assert.equal(await page.locator("#node-input-preview").isChecked(), false, "preview is offered, off by default");
+    await page.waitForFunction(() => /not deployed yet/.test(document.querySelector("#mnist-infer-stats").textContent), null, { timeout: 10000 });
     // The reliability settings, each with a readable label. Confirming deliveries needs a
     // Complete node wired back, so a node fresh from the palette has it off.
     assert.equal(await page.locator("#node-input-confirmDelivery").isChecked(), false, "confirm delivery is offered, off by default");
@@ -320,6 +321,12 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       statuses = await fresh();
     }
     assert.equal(statuses["mnist-result"], "waiting for results");
+    // The deployed chain's mnist-infer shows its counters in the edit dialog.
+    await inEditor(() => RED.editor.edit(RED.nodes.filterNodes({ type: "mnist-infer" }).find((n) => n.z === RED.workspaces.active())));
+    await page.waitForSelector("#mnist-infer-stats");
+    await page.waitForFunction(() => /\d+ classified, 0 refused \(queue full\), 0 bad input; \d+ redelivered requests ignored, \d+ replies sent again; \d+ waiting now/.test(document.querySelector("#mnist-infer-stats").textContent), null, { timeout: 10000 });
+    assert.ok(Number(/(\d+) classified/.exec(await page.locator("#mnist-infer-stats").innerText())[1]) > 0);
+    await page.click("#node-dialog-cancel");
     assert.deepEqual(localProblems(problems(), demo.url), [], "no request of the editor failed");
   });
 

@@ -269,6 +269,31 @@ describe("mnist-infer", () => {
     assert.ok(errors.every((m) => m.error.code === "queue-full"));
   });
 
+  it("counts what it classified, refused and ignored, for the edit dialog (GET /mnist-infer/:id/stats)", async () => {
+    const node = await loadInfer({ queueSize: 5 });
+    const outcomes = Promise.all([collect("n-out", 5), collect("n-errors", 6)]);
+    samples.slice(0, 10).forEach((s, i) => node.receive({ payload: s.bytes, id: i }));
+    node.receive({ payload: "/etc/passwd" });
+    await outcomes;
+    // The broker delivering a request again: same id, same bytes, over MQTT at QoS 1.
+    const answers = [];
+    helper.getNode("n-out").on("input", (msg) => answers.push(msg));
+    node.receive({ payload: samples[0].bytes, id: "r0", qos: 1 });
+    node.receive({ payload: samples[0].bytes, id: "r0", qos: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(answers.map((m) => m.id), ["r0"], "the repeat is not answered a second time");
+    const res = await helper.request().get("/mnist-infer/n-infer/stats").expect(200);
+    assert.equal(res.body.completed, 6);
+    assert.equal(res.body.rejected, 5);
+    assert.equal(res.body.badInput, 1);
+    assert.equal(res.body.repeatsIgnored, 1);
+    assert.equal(res.body.backlog, 0);
+    assert.equal(res.body.delivery, null, "confirm delivery is off");
+    assert.ok(!Number.isNaN(Date.parse(res.body.since)));
+    const missing = await helper.request().get("/mnist-infer/no-such-node/stats").expect(404);
+    assert.equal(missing.body.error.code, "not-deployed");
+  });
+
   it("reports a missing model clearly and fails requests instead of hanging", async () => {
     await loadInfer({ model: "models/no-such-model.onnx" });
     const status = await statusOf("n-infer", "red");

@@ -39,6 +39,10 @@ const DEFAULTS = {
   repeatWindow: 60,
 };
 
+/** What the edit dialog shows of a deployed node: its counters since it started. */
+type Counters = () => Record<string, unknown>;
+const deployed = new Map<string, Counters>();
+
 export = function (RED: NodeAPI) {
   function MnistInferNode(this: Node, config: MnistInferDef) {
     RED.nodes.createNode(this, config);
@@ -67,6 +71,8 @@ export = function (RED: NodeAPI) {
     const repeatWindow = whole(config.repeatWindow, 0, DEFAULTS.repeatWindow);
     const repeats = new RepeatFilter(repeatWindow * 1000);
     let repeatsIgnored = 0;
+    /** Requests refused for what they were (not for a full queue, a missing model or a stop). */
+    let badInput = 0;
 
     // Replies (and error replies) kept until the mqtt out that sends them confirms
     // them through a Complete node wired back here; see shared/delivery.ts.
@@ -93,6 +99,18 @@ export = function (RED: NodeAPI) {
         node.warn(reason);
       }
     });
+
+    const startedAt = new Date().toISOString();
+    const counters: Counters = () => ({
+      since: startedAt,
+      ...service.stats,
+      backlog: service.backlog,
+      backlogBytes: service.backlogBytes,
+      badInput,
+      repeatsIgnored,
+      delivery: delivery?.stats ?? null,
+    });
+    deployed.set(node.id, counters);
 
     let refusedShown = 0;
     /** Shows the latest prediction, or the backlog while one builds up, and what overflow refused. */
@@ -144,6 +162,7 @@ export = function (RED: NodeAPI) {
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         else if (failure.code === "queue-full") predictionStatus.request();
+        else if (failure.code !== "closed") badInput++;
         // Sending an error again is raising it again: Catch nodes build the reply.
         delivery?.track(msg, (copy) => node.error(failure, copy));
         done(failure);
@@ -153,6 +172,7 @@ export = function (RED: NodeAPI) {
     node.on("close", (_removed: boolean, done: () => void) => {
       predictionStatus.cancel();
       delivery?.close();
+      if (deployed.get(node.id) === counters) deployed.delete(node.id);
       service
         .close()
         .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))
@@ -164,6 +184,17 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType("mnist-infer", MnistInferNode);
+
+  // The edit dialog's counters for a deployed node: requests classified, refused,
+  // dropped, repeats ignored, replies sent again.
+  RED.httpAdmin.get("/mnist-infer/:id/stats", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
+    const read = deployed.get(String(req.params.id));
+    if (!read) {
+      res.status(404).json({ error: { code: "not-deployed", message: `no deployed mnist-infer node has the id ${String(req.params.id).slice(0, 40)}` } });
+      return;
+    }
+    res.json(read());
+  });
 
   // The edit dialog's "Model info" button: what a model file takes and returns,
   // checked by the same validation the node runs, before anything is deployed.
