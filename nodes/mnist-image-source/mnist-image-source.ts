@@ -7,7 +7,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type LabelledImage } from "../shared/labelled-images";
 import { BUNDLED_SAMPLES } from "../shared/package-paths";
 import { whole } from "../shared/config-values";
-import { DeliveryTracker } from "../shared/delivery";
+import { nodeDeliveryTracker } from "../shared/delivery";
 import { clearStatus, showStatus } from "../shared/status";
 import { Playlist } from "./playlist";
 
@@ -101,15 +101,7 @@ export = function (RED: NodeAPI) {
     let lastStatusAt = 0;
     // Requests kept until the mqtt out that publishes them confirms them through a
     // Complete node wired back here; see shared/delivery.ts.
-    const delivery = config.confirmDelivery
-      ? new DeliveryTracker<NodeMessage>({
-          owner: node.id,
-          copy: (msg) => RED.util.cloneMessage(msg),
-          onResend: (count) => node.warn(RED._("mnist-image-source.delivery.resent", { count })),
-          onGiveUp: (count, why) => node.warn(RED._(`mnist-image-source.delivery.gave-up-${why}`, { count })),
-          onNeverConfirmed: () => node.warn(RED._("mnist-image-source.delivery.never-confirmed")),
-        })
-      : undefined;
+    const delivery = config.confirmDelivery ? nodeDeliveryTracker(RED, node, "mnist-image-source") : undefined;
     // Loading, ticks, next, burst and reset run one after another, so the order is never interleaved.
     let chain: Promise<unknown> = Promise.resolve();
 
@@ -354,8 +346,7 @@ export = function (RED: NodeAPI) {
     serial(load).catch((err) => node.error(String((err as Error)?.message ?? err)));
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
-      if (delivery?.isReturn(msg)) {
-        delivery.confirm(msg);
+      if (delivery?.confirm(msg)) {
         done();
         return;
       }

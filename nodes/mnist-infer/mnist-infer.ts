@@ -9,7 +9,7 @@ import { parseRequest, type Request, type RequestLimits } from "../shared/envelo
 import { InputError } from "../shared/errors";
 import { InferenceService, type OverflowPolicy, type Prediction } from "../shared/inference-service";
 import { BUNDLED_MODEL } from "../shared/package-paths";
-import { DeliveryTracker } from "../shared/delivery";
+import { nodeDeliveryTracker } from "../shared/delivery";
 import { RepeatFilter } from "../shared/repeats";
 import { whole } from "../shared/config-values";
 import type { InferResult } from "../shared/contract";
@@ -76,15 +76,7 @@ export = function (RED: NodeAPI) {
 
     // Replies (and error replies) kept until the mqtt out that sends them confirms
     // them through a Complete node wired back here; see shared/delivery.ts.
-    const delivery = config.confirmDelivery
-      ? new DeliveryTracker<NodeMessage>({
-          owner: node.id,
-          copy: (msg) => RED.util.cloneMessage(msg),
-          onResend: (count) => node.warn(RED._("mnist-infer.delivery.resent", { count })),
-          onGiveUp: (count, why) => node.warn(RED._(`mnist-infer.delivery.gave-up-${why}`, { count })),
-          onNeverConfirmed: () => node.warn(RED._("mnist-infer.delivery.never-confirmed")),
-        })
-      : undefined;
+    const delivery = config.confirmDelivery ? nodeDeliveryTracker(RED, node, "mnist-infer") : undefined;
 
     showStatus(node, "loading", RED._("mnist-infer.status.loading"));
     service.on("state", (state: string, reason?: string) => {
@@ -131,8 +123,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
-      if (delivery?.isReturn(msg)) {
-        delivery.confirm(msg);
+      if (delivery?.confirm(msg)) {
         done();
         return;
       }

@@ -18,6 +18,8 @@
 // have proved the Complete node is wired: a missing wire must not turn every
 // message into a repeat.
 
+import type { Node, NodeAPI, NodeMessage } from "node-red";
+
 /** The mark a tracked message carries through `mqtt out` and the Complete node. */
 export interface DeliveryMark {
   /** The node that sent it: only that node confirms it. */
@@ -117,16 +119,21 @@ export class DeliveryTracker<M extends object> {
     return typeof mark === "object" && mark !== null && mark.by === this.options.owner;
   }
 
-  /** Takes a returning message: its sending is confirmed, and so everything it overtook is missing. */
-  confirm(msg: unknown): void {
+  /**
+   * Takes `msg` if it is one of this owner's messages coming back: its sending is
+   * confirmed, and so everything it overtook is missing. False for any other message.
+   */
+  confirm(msg: unknown): boolean {
+    if (!this.isReturn(msg)) return false;
     const mark = (msg as Marked)[MARK] as DeliveryMark;
     this.everConfirmed = true;
     if (mark.send > this.confirmedSend) this.confirmedSend = mark.send;
     const entry = this.pending.get(mark.seq);
-    if (!entry) return;
+    if (!entry) return true;
     if (entry.send === mark.send) this.noteRoundTrip(this.options.now() - entry.sentAt);
     this.pending.delete(mark.seq);
     this.counts.confirmed++;
+    return true;
   }
 
   /** Sends again what is missing. Runs on a timer while anything waits. */
@@ -204,4 +211,19 @@ export class DeliveryTracker<M extends object> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+/**
+ * The tracker a node with "confirm delivery" on uses: copies with Node-RED's
+ * cloneMessage, and says in the node's own words (`<catalogue>.delivery.*`)
+ * when it sends again, gives up, or never hears back.
+ */
+export function nodeDeliveryTracker(RED: NodeAPI, node: Node, catalogue: string): DeliveryTracker<NodeMessage> {
+  return new DeliveryTracker<NodeMessage>({
+    owner: node.id,
+    copy: (msg) => RED.util.cloneMessage(msg),
+    onResend: (count) => node.warn(RED._(`${catalogue}.delivery.resent`, { count })),
+    onGiveUp: (count, why) => node.warn(RED._(`${catalogue}.delivery.gave-up-${why}`, { count })),
+    onNeverConfirmed: () => node.warn(RED._(`${catalogue}.delivery.never-confirmed`)),
+  });
 }
