@@ -79,6 +79,8 @@ export class InferenceService extends EventEmitter {
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private decoding: Decoding[] = [];
+  /** What `decoding` has reserved, kept as a sum: the check runs for every request. */
+  private decodingBytes = 0;
   private inFlight = new Map<number, Pending[]>();
   private nextBatchId = 1;
   private restartTimer?: NodeJS.Timeout;
@@ -96,9 +98,7 @@ export class InferenceService extends EventEmitter {
 
   /** Bytes held by the queue: images waiting, and what is reserved for those being decoded. */
   get backlogBytes(): number {
-    let bytes = this.queuedBytes;
-    for (const d of this.decoding) bytes += d.bytes;
-    return bytes;
+    return this.queuedBytes + this.decodingBytes;
   }
 
   async classify(input: ImageInput): Promise<Prediction> {
@@ -109,6 +109,7 @@ export class InferenceService extends EventEmitter {
     this.stats.accepted++;
     const place: Decoding = { bytes: reserve };
     this.decoding.push(place);
+    this.decodingBytes += reserve;
     let image: WorkerImage;
     try {
       image = input.kind === "pixels" ? { kind: "raw", image: input.image } : await decodeForWorker(input.bytes, this.options.maxPixels);
@@ -118,7 +119,10 @@ export class InferenceService extends EventEmitter {
     } finally {
       // A dropped request has already left the list.
       const at = this.decoding.indexOf(place);
-      if (at >= 0) this.decoding.splice(at, 1);
+      if (at >= 0) {
+        this.decoding.splice(at, 1);
+        this.decodingBytes -= reserve;
+      }
     }
     if (place.dropped) throw place.dropped;
     // At most what was reserved for it while it was decoded.
@@ -151,6 +155,7 @@ export class InferenceService extends EventEmitter {
         } else {
           // Still decoding: it ends with this error as soon as its decoding does.
           const place = this.decoding.shift() as Decoding;
+          this.decodingBytes -= place.bytes;
           place.dropped = dropped;
         }
       }
