@@ -85,18 +85,20 @@ const debug = (key, tabKey, name, x, y, complete = "payload") => ({
   complete, targetType: complete === "true" ? "full" : "msg", statusVal: "", statusType: "auto", x, y, wires: [],
 });
 
-// Both reply functions keep the reply's topic in msg.replyTopic: a reply that
-// mnist-infer sends again (it never came back through "delivered") then goes
-// the same way, although the first pass removed msg.responseTopic.
-const REPLY = `// Reply where the request asked (MQTT 5 response topic) or on the result topic.
-// Topic and retain are set here on purpose: a blank topic on mqtt out would echo
-// the request topic, and a retained request must not make a retained result.
-msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("MNIST_RESULT_TOPIC");
+// Both reply functions end the same way, addressing the reply. The topic is kept
+// in msg.replyTopic: a reply that mnist-infer sends again (it never came back
+// through "delivered") then goes the same way, although the first pass removed
+// msg.responseTopic.
+const addressReply = (topicEnv) => `msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("${topicEnv}");
 msg.topic = msg.replyTopic;
 delete msg.responseTopic;
 msg.retain = false;
 msg.contentType = "application/json";
 return msg;`;
+const REPLY = `// Reply where the request asked (MQTT 5 response topic) or on the result topic.
+// Topic and retain are set here on purpose: a blank topic on mqtt out would echo
+// the request topic, and a retained request must not make a retained result.
+${addressReply("MNIST_RESULT_TOPIC")}`;
 const ERROR_REPLY = `// A request that could not be classified still gets an answer,
 // so its sender learns why instead of waiting forever.
 const error = msg.error || {};
@@ -107,12 +109,7 @@ msg.payload = {
     }
 };
 if (msg.id !== undefined) msg.payload.id = msg.id;
-msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("MNIST_ERROR_TOPIC");
-msg.topic = msg.replyTopic;
-delete msg.responseTopic;
-msg.retain = false;
-msg.contentType = "application/json";
-return msg;`;
+${addressReply("MNIST_ERROR_TOPIC")}`;
 
 // ---- the three stages, each a function of the tab it lives on
 function inputStage(t, b, y0, interval) {
