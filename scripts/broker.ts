@@ -95,6 +95,23 @@ export function findMosquitto(): string | undefined {
   return findExecutable("mosquitto", ["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"]);
 }
 
+/**
+ * Why $MOSQUITTO cannot be run ("there is no such file", "it is a folder", "it
+ * is not executable"), or undefined when it is unset or can be run.
+ */
+export function mosquittoOverrideProblem(): string | undefined {
+  const given = process.env.MOSQUITTO;
+  if (!given) return undefined;
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(given);
+  } catch {
+    return "there is no such file";
+  }
+  if (!stats.isFile()) return stats.isDirectory() ? "it is a folder" : "it is not a regular file";
+  return isExecutable(given) ? undefined : "it is not executable";
+}
+
 /** A port that was free on `host` a moment ago. */
 export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -115,7 +132,10 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
  */
 export async function startMosquitto(options: StartMosquittoOptions = {}): Promise<MosquittoBroker> {
   const executable = findMosquitto();
-  if (!executable) throw new Error("mosquitto is not installed (Debian: apt-get install mosquitto)");
+  if (!executable) {
+    const problem = mosquittoOverrideProblem();
+    throw new Error(problem ? `MOSQUITTO is set to ${process.env.MOSQUITTO}, but ${problem}` : "mosquitto is not installed (Debian: apt-get install mosquitto)");
+  }
   const source = options.config ?? SHIPPED_CONFIG;
   const template = fs.readFileSync(source, "utf8");
   const dataDir = options.dataDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), "mnist-mosquitto-")) : path.resolve(options.dataDir);
@@ -275,14 +295,23 @@ export async function ensureBroker(options: EnsureBrokerOptions): Promise<Ensure
       stop: () => broker.stop(),
     };
   }
-  say("Mosquitto is not installed (Debian: apt-get install mosquitto): starting the embedded aedes broker instead.");
+  const problem = mosquittoOverrideProblem();
+  if (problem) {
+    // A wrong $MOSQUITTO is not the same as no Mosquitto: say which path is wrong, and what else there is.
+    const installed = findExecutable("mosquitto", ["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"]);
+    const correct = problem === "it is not executable" ? `chmod +x ${process.env.MOSQUITTO}` : "correct the path";
+    const fix = installed ? `${correct}, or unset MOSQUITTO to use ${installed}` : `${correct} (Mosquitto is not on PATH either; Debian: apt-get install mosquitto)`;
+    say(`MOSQUITTO is set to ${process.env.MOSQUITTO}, but ${problem}: starting the embedded aedes broker instead. To use Mosquitto, ${fix}.`);
+  } else {
+    say("Mosquitto is not installed (Debian: apt-get install mosquitto): starting the embedded aedes broker instead.");
+  }
   say("aedes keeps nothing across restarts and does not support shared subscriptions ($share/...).");
   const broker = await startAedes({ port });
   return {
     url: broker.url,
     kind: "aedes",
     started: true,
-    summary: `started the embedded aedes broker at ${broker.url} (Mosquitto is not installed)`,
+    summary: `started the embedded aedes broker at ${broker.url} (${problem ? `MOSQUITTO=${process.env.MOSQUITTO}: ${problem}` : "Mosquitto is not installed"})`,
     broker,
     stop: () => broker.stop(),
   };

@@ -45,7 +45,9 @@ Environment:
   PORT, HOST               editor address (default 127.0.0.1:1880)
   NODE_RED_ADMIN_PASSWORD  require login as "admin" with this password
   NODE_RED_USER_DIR        Node-RED user folder (default .node-red/ in the repository)
-  MOSQUITTO                path of the mosquitto executable`;
+  MOSQUITTO                path of the mosquitto executable (default: mosquitto on PATH,
+                           /usr/sbin or /usr/local/sbin); if it cannot be run, the
+                           embedded aedes broker is started instead, and the reason printed`;
 
 export interface StartArgs {
   flow?: string;

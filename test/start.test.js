@@ -11,7 +11,7 @@ const os = require("os");
 const path = require("path");
 const mqtt = require("mqtt");
 const { parseArgs, resolveFlowFile, prepareUserDir, copyFlow } = require("../dist/scripts/start.js");
-const { probeBroker, freePort, REPO_ROOT } = require("../dist/scripts/broker.js");
+const { probeBroker, freePort, ensureBroker, REPO_ROOT } = require("../dist/scripts/broker.js");
 const { skipWithoutMosquitto, nextMessages } = require("./support/broker");
 
 const FIXTURE = path.join(__dirname, "fixtures", "echo-flow.json");
@@ -151,6 +151,80 @@ function launch(args, env) {
   return { child, exited, output: () => text };
 }
 
+/** Runs a node script to its end: { code, output, ms }. */
+async function runScript(file, args, cwd) {
+  const started = Date.now();
+  const child = spawn(process.execPath, [file, ...args], { cwd, env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const [code] = await once(child, "exit");
+  return { code, output, ms: Date.now() - started };
+}
+
+describe("npm start builds only what changed", { timeout: 180000 }, () => {
+  it("runs scripts/build-if-stale.js before the launcher", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
+    assert.equal(pkg.scripts.start, "node scripts/build-if-stale.js && node dist/scripts/start.js");
+  });
+
+  it("builds a copy of the repository once, then not again until an input's content changes", async () => {
+    // A copy, so the test never rebuilds the dist/ other tests are running from.
+    const copy = tempDir();
+    try {
+      for (const entry of ["nodes", "scripts", "icons", "flows", "tsconfig.json", "package.json"]) {
+        fs.cpSync(path.join(REPO_ROOT, entry), path.join(copy, entry), { recursive: true });
+      }
+      fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
+      const script = path.join(copy, "scripts", "build-if-stale.js");
+      const check = () => runScript(script, ["--check"], copy);
+
+      const none = await check();
+      assert.equal(none.code, 1);
+      assert.match(none.output, /^stale: no record in dist\/ of an earlier build/);
+      const first = await runScript(script, [], copy);
+      assert.equal(first.code, 0, first.output);
+      assert.match(first.output, /Build: no record in dist\/ of an earlier build: building \(npm run build\)/);
+      for (const built of ["dist/scripts/start.js", "dist/nodes/mnist-infer/mnist-infer.js", "dist/nodes/mnist-result/locales/zh-CN/mnist-result.json", "examples/mnist-chain.json"]) {
+        assert.ok(fs.existsSync(path.join(copy, built)), built);
+      }
+
+      const startJs = path.join(copy, "dist", "scripts", "start.js");
+      const builtAt = fs.statSync(startJs).mtimeMs;
+      const second = await runScript(script, [], copy);
+      assert.equal(second.code, 0, second.output);
+      assert.equal(second.output.trim(), "Build: dist/ is up to date with the sources, not rebuilt.");
+      assert.equal(fs.statSync(startJs).mtimeMs, builtAt, "nothing was compiled");
+      assert.ok(second.ms < 3000, `the check took ${second.ms} ms`);
+
+      // A new time alone is not a change; new contents are, in any kind of input.
+      const ts = path.join(copy, "nodes", "mnist-result", "mnist-result.ts");
+      const later = new Date(Date.now() + 60000);
+      fs.utimesSync(ts, later, later);
+      assert.equal((await check()).code, 0);
+      fs.appendFileSync(ts, "// edited\n");
+      const edited = await check();
+      assert.equal(edited.code, 1);
+      assert.match(edited.output, /^stale: nodes\/mnist-result\/mnist-result\.ts changed since the last build/);
+      fs.writeFileSync(ts, fs.readFileSync(path.join(REPO_ROOT, "nodes", "mnist-result", "mnist-result.ts")));
+      assert.equal((await check()).code, 0, "back to what was built");
+      for (const input of ["nodes/mnist-infer/locales/zh-CN/mnist-infer.json", "nodes/mnist-image-source/mnist-image-source.html", "icons/mnist-infer.svg", "flows/mnist-infer.json", "tsconfig.json", "scripts/broker.ts"]) {
+        const file = path.join(copy, input);
+        const original = fs.readFileSync(file);
+        fs.appendFileSync(file, "\n");
+        const stale = await check();
+        fs.writeFileSync(file, original);
+        assert.equal(stale.code, 1, input);
+        assert.match(stale.output, new RegExp(`^stale: ${input.replace(/[.]/g, "\\.")} changed`), input);
+      }
+      fs.rmSync(startJs);
+      assert.match((await check()).output, /^stale: dist\/scripts\/start\.js is missing/);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("npm start", { timeout: 120000 }, () => {
   it("runs the flow copy on Node-RED with a broker it starts, behind a password, and Ctrl-C stops everything", async (t) => {
     if (skipWithoutMosquitto(t)) return;
@@ -221,6 +295,48 @@ describe("npm start", { timeout: 120000 }, () => {
       client?.end(true);
       if (run.child.exitCode === null) run.child.kill("SIGKILL");
       fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+
+  it("says that MOSQUITTO names a path it cannot run, and runs the embedded broker instead", async () => {
+    const userDir = tempDir();
+    const port = await freePort();
+    const run = launch([path.relative(REPO_ROOT, FIXTURE)], { PORT: String(port), MQTT_URL: `mqtt://127.0.0.1:${await freePort()}`, NODE_RED_USER_DIR: userDir, MOSQUITTO: "/nonexistent/mosquitto" });
+    try {
+      const deadline = Date.now() + 60000;
+      while (!/Editor : http/.test(run.output()) && run.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      const output = run.output();
+      assert.match(output, /MOSQUITTO is set to \/nonexistent\/mosquitto, but there is no such file: starting the embedded aedes broker instead\. To use Mosquitto, correct the path/);
+      assert.doesNotMatch(output, /Mosquitto is not installed/);
+      assert.match(output, /Broker : started the embedded aedes broker at mqtt:\/\/127\.0\.0\.1:\d+ \(MOSQUITTO=\/nonexistent\/mosquitto: there is no such file\)/);
+      run.child.kill("SIGINT");
+      const [code] = await run.exited;
+      assert.equal(code, 0, run.output());
+    } finally {
+      if (run.child.exitCode === null) run.child.kill("SIGKILL");
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+
+  it("tells a MOSQUITTO that is a folder or not executable from a missing one", async () => {
+    const saved = process.env.MOSQUITTO;
+    const dir = tempDir();
+    const plain = path.join(dir, "mosquitto");
+    fs.writeFileSync(plain, "#!/bin/sh\n", { mode: 0o644 });
+    try {
+      for (const [given, problem] of [[dir, "it is a folder"], [plain, "it is not executable"]]) {
+        process.env.MOSQUITTO = given;
+        const said = [];
+        const ensured = await ensureBroker({ url: `mqtt://127.0.0.1:${await freePort()}`, allowStart: true, say: (line) => said.push(line) });
+        await ensured.stop();
+        assert.equal(ensured.kind, "aedes");
+        assert.match(said[0], new RegExp(`^MOSQUITTO is set to ${given.replace(/[.]/g, "\\.")}, but ${problem}: starting the embedded aedes broker instead`));
+        if (problem === "it is not executable") assert.match(said[0], new RegExp(`chmod \\+x ${plain.replace(/[.]/g, "\\.")}`));
+      }
+    } finally {
+      if (saved === undefined) delete process.env.MOSQUITTO;
+      else process.env.MOSQUITTO = saved;
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
