@@ -33,6 +33,8 @@ async function loadInfer(config) {
   return helper.getNode("n-infer");
 }
 
+const loadOn = (backend, config) => loadInfer({ backend, ...config });
+
 /** Sends one message and resolves with the result message or the caught error message. */
 function classify(node, msg, timeoutMs = 20000) {
   const out = helper.getNode("n-out");
@@ -91,6 +93,22 @@ describe("mnist-infer", () => {
   before(startServer);
   after(stopServer);
   afterEach(unload);
+
+  it("runs on WebAssembly when asked, and says so in its status and every result", async () => {
+    const node = await loadOn("wasm");
+    const status = await statusOf("n-infer", (s) => s.fill === "green");
+    assert.equal(status.text, "mnist-infer.status.ready-on");
+    const result = await expectDigit(node, { payload: samples[7].bytes }, samples[7].label);
+    assert.equal(result.payload.model.backend, "wasm");
+    assert.equal(result.payload.model.backendReason, undefined, "no reason to give when the user chose it");
+  });
+
+  it("on auto, runs natively where onnxruntime-node loads, and says why", async () => {
+    const node = await loadInfer();
+    const result = await expectDigit(node, { payload: samples[7].bytes }, samples[7].label);
+    assert.equal(result.payload.model.backend, "native");
+    assert.match(result.payload.model.backendReason, /onnxruntime-node loaded on linux\//);
+  });
 
   it("loads with defaults and becomes ready", async () => {
     await load([inferNode], [{ id: "n-infer", type: "mnist-infer" }]);
@@ -195,7 +213,9 @@ describe("mnist-infer", () => {
     assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ["png", 28, 28, 1]);
   });
 
-  describe("bad input: a clear error for a Catch node, and the next message still works", () => {
+  // Both backends must treat bad input the same way: the same codes, the same messages.
+  for (const backend of ["native", "wasm"]) describe(`bad input on the ${backend} backend: a clear error for a Catch node, and the next message still works`, () => {
+    const loadInfer = (config) => loadOn(backend, config);
     const png = () => samples[5].bytes;
     const hugePng = () => {
       const b = Buffer.from(png());
@@ -290,8 +310,9 @@ describe("mnist-infer", () => {
     assert.equal(res.body.backlog, 0);
     assert.equal(res.body.delivery, null, "confirm delivery is off");
     assert.ok(!Number.isNaN(Date.parse(res.body.since)));
-    const missing = await helper.request().get("/mnist-infer/no-such-node/stats").expect(404);
-    assert.equal(missing.body.error.code, "not-deployed");
+    // A node the dialog shows before its first deploy: not an error, just not deployed.
+    const missing = await helper.request().get("/mnist-infer/no-such-node/stats").expect(200);
+    assert.deepEqual(missing.body, { deployed: false });
   });
 
   it("reports a missing model clearly and fails requests instead of hanging", async () => {

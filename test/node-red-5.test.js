@@ -6,14 +6,13 @@
 // without it the test is skipped, except in CI.
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, execFileSync } = require("child_process");
-const { once } = require("events");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const { prepareUserDir } = require("../dist/scripts/start.js");
-const { freePort, REPO_ROOT } = require("../dist/scripts/broker.js");
 const { startTestBroker } = require("./support/broker");
+const { startInstalledNodeRed, writeUserDirSettings } = require("./support/installed-node-red");
 const { connect, gather } = require("./support/mqtt-client");
 const { loadSamples } = require("./support/samples");
 
@@ -35,64 +34,42 @@ const skip = skipReason();
 describe("on Node-RED 5 and Node 22", { skip: skip ?? false, timeout: 180000 }, () => {
   let broker;
   let userDir;
-  let child;
-  let exited;
-  let output = "";
+  let nodeRed;
   let editor;
   let client;
 
   const node22 = () => path.join(PREFIX, "node_modules", ".bin", "node");
-
-  /** Resolves once Node-RED's output matches `pattern`. */
-  async function printed(pattern, timeoutMs = 60000) {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(output)) {
-      if (child.exitCode !== null || Date.now() > deadline) assert.fail(`Node-RED 5 did not print ${pattern}:\n${output.slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 
   before(async () => {
     broker = await startTestBroker();
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-node-red-5-"));
     // The package installed as a user installs it (here: linked), and the shipped chain as the flow file.
     prepareUserDir(userDir);
-    fs.copyFileSync(path.join(REPO_ROOT, "flows", "mnist-chain.json"), path.join(userDir, "flows.json"));
-    fs.writeFileSync(
-      path.join(userDir, "settings.js"),
-      `module.exports = { flowFile: "flows.json", uiHost: "127.0.0.1", telemetry: { enabled: false, updateNotification: false }, ` +
-        `editorTheme: { projects: { enabled: false } }, logging: { console: { level: "info", metrics: false, audit: false } } };\n`,
-    );
-    const port = await freePort();
-    editor = `http://127.0.0.1:${port}`;
-    child = spawn(node22(), [path.join(PREFIX, "node_modules", "node-red", "red.js"), "--userDir", userDir, "--settings", path.join(userDir, "settings.js"), "--port", String(port)], {
-      cwd: userDir,
-      env: { ...process.env, MQTT_URL: broker.url, MQTT_CLIENT_ID: `mnist-node-red-5-${process.pid}` },
-      stdio: ["ignore", "pipe", "pipe"],
+    writeUserDirSettings(userDir, "mnist-chain.json");
+    nodeRed = await startInstalledNodeRed({
+      userDir,
+      nodeBinary: node22(),
+      redJs: path.join(PREFIX, "node_modules", "node-red", "red.js"),
+      env: { MQTT_URL: broker.url, MQTT_CLIENT_ID: `mnist-node-red-5-${process.pid}` },
     });
-    child.stdout.on("data", (chunk) => (output += chunk));
-    child.stderr.on("data", (chunk) => (output += chunk));
-    exited = once(child, "exit");
-    await printed(/Started flows/);
-    await printed(/model mnist-cnn loaded/);
-    await printed(/Connected to broker/);
+    editor = nodeRed.editor;
+    await nodeRed.printed(/Started flows/);
+    await nodeRed.printed(/model mnist-cnn loaded/);
+    await nodeRed.printed(/Connected to broker/);
     client = await connect(broker.url);
   });
 
   after(async () => {
     await client?.endAsync();
-    if (child && child.exitCode === null) {
-      child.kill("SIGKILL");
-      await exited;
-    }
+    await nodeRed?.kill();
     if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
     await broker?.stop();
   });
 
   it("is Node-RED 5 on Node 22", () => {
     assert.match(execFileSync(node22(), ["--version"], { encoding: "utf8" }), /^v22\./);
-    assert.match(output, /Node-RED version: v5\./);
-    assert.match(output, /Node\.js {2}version: v22\./);
+    assert.match(nodeRed.output(), /Node-RED version: v5\./);
+    assert.match(nodeRed.output(), /Node\.js {2}version: v22\./);
   });
 
   it("loads the three nodes, their editor files, icons, locales and examples", async () => {
@@ -146,9 +123,9 @@ describe("on Node-RED 5 and Node 22", { skip: skip ?? false, timeout: 180000 }, 
   });
 
   it("stops cleanly on Ctrl-C", async () => {
-    child.kill("SIGINT");
-    const [code] = await exited;
-    assert.equal(code, 0, output.slice(-2000));
-    assert.match(output, /Stopped flows/);
+    nodeRed.child.kill("SIGINT");
+    const [code] = await nodeRed.exited;
+    assert.equal(code, 0, nodeRed.output().slice(-2000));
+    assert.match(nodeRed.output(), /Stopped flows/);
   });
 });

@@ -4,6 +4,7 @@ import { promises as fs } from "fs";
 import * as path from "path";
 import type * as express from "express";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
+import { BackendError, backendSetting, type BackendInfo, type BackendSetting } from "../shared/backends";
 import { Classifier, ModelError } from "../shared/classifier";
 import { parseRequest, type Request, type RequestLimits } from "../shared/envelope";
 import { InputError } from "../shared/errors";
@@ -28,6 +29,7 @@ interface MnistInferDef extends NodeDef {
   preview: boolean;
   repeatWindow: string | number;
   confirmDelivery: boolean;
+  backend: BackendSetting;
 }
 
 const DEFAULTS = {
@@ -41,7 +43,7 @@ const DEFAULTS = {
 
 /** What the edit dialog shows of a deployed node: its counters since it started. */
 type Counters = () => Record<string, unknown>;
-const deployed = new Map<string, Counters>();
+const deployed = new Map<string, { counters: Counters; service: InferenceService }>();
 
 export = function (RED: NodeAPI) {
   function MnistInferNode(this: Node, config: MnistInferDef) {
@@ -56,6 +58,7 @@ export = function (RED: NodeAPI) {
     const modelFile = config.model ? path.resolve(RED.settings.userDir ?? process.cwd(), config.model) : BUNDLED_MODEL;
     const service = new InferenceService({
       modelFile,
+      backend: backendSetting(config.backend),
       maxBatch: whole(config.maxBatch, 1, DEFAULTS.maxBatch),
       queueLimit: whole(config.queueSize, 1, DEFAULTS.queueSize),
       queueBytes: whole(config.queueMemory, 1, DEFAULTS.queueMemory) * 1024 * 1024,
@@ -64,7 +67,8 @@ export = function (RED: NodeAPI) {
       preview: Boolean(config.preview),
     });
 
-    let lastPrediction: Prediction | undefined;
+    /** What the status shows: the latest answer, or the latest bad input until the next answer. */
+    let latest: { prediction: Prediction } | { badInput: string } | undefined;
 
     // A request the broker delivers again (QoS 1) is answered once. Only MQTT
     // messages can be redeliveries; a request injected twice is answered twice.
@@ -81,8 +85,12 @@ export = function (RED: NodeAPI) {
     showStatus(node, "loading", RED._("mnist-infer.status.loading"));
     service.on("state", (state: string, reason?: string) => {
       if (state === "ready") {
-        showStatus(node, "ready", RED._("mnist-infer.status.ready"));
-        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: modelFile }));
+        showStatus(node, "ready", readyText());
+        const backend = service.info?.backend;
+        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: modelFile, backend: backendLabel(backend) }));
+        // A fallback is said where people look: the status (above) and a warning
+        // with the reason and the fix, so nobody learns of it only from the speed.
+        if (backend?.name === "wasm" && backend.setting === "auto") node.warn(RED._("mnist-infer.log.fallback", { reason: backend.reason ?? "" }));
       } else if (state === "failed") {
         showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         node.error(RED._("mnist-infer.errors.model", { message: service.loadError ?? "" }));
@@ -102,7 +110,15 @@ export = function (RED: NodeAPI) {
       repeatsIgnored,
       delivery: delivery?.stats ?? null,
     });
-    deployed.set(node.id, counters);
+    deployed.set(node.id, { counters, service });
+
+    /** "ready · native", or "ready · WebAssembly" and whether native was wanted but missing. */
+    const readyText = () => {
+      const backend = service.info?.backend;
+      if (backend?.name === "wasm" && backend.setting === "auto") return RED._("mnist-infer.status.ready-fallback");
+      return RED._("mnist-infer.status.ready-on", { backend: backendLabel(backend) });
+    };
+    const backendLabel = (backend?: BackendInfo) => RED._(`mnist-infer.backend.${backend?.name ?? "native"}`);
 
     let refusedShown = 0;
     /** Shows the latest prediction, or the backlog while one builds up, and what overflow refused. */
@@ -114,12 +130,15 @@ export = function (RED: NodeAPI) {
       if (refused > refusedShown) {
         // Overloaded: what the queue holds and how many requests it has refused so far.
         refusedShown = refused;
-        showStatus(node, "working", `${queued || RED._("mnist-infer.status.ready")} · ${RED._("mnist-infer.status.refused", { count: refused })}`);
+        showStatus(node, "working", `${queued || readyText()} · ${RED._("mnist-infer.status.refused", { count: refused })}`);
         predictionStatus.request(); // back to the prediction once refusals stop
         return;
       }
-      if (!lastPrediction) return;
-      showStatus(node, backlog > 0 ? "working" : "ready", `${lastPrediction.digit} (${percent(lastPrediction.confidence)})${queued ? ` · ${queued}` : ""}`);
+      if (!latest) return;
+      if ("badInput" in latest) return void showStatus(node, "failed", RED._("mnist-infer.status.bad-input", { code: latest.badInput }));
+      const { digit, confidence } = latest.prediction;
+      const said = RED._("mnist-infer.status.result", { digit, confidence: percent(confidence) });
+      showStatus(node, backlog > 0 ? "working" : "ready", `${said}${queued ? ` · ${queued}` : ""}`);
     });
 
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
@@ -140,7 +159,7 @@ export = function (RED: NodeAPI) {
         if (request.id !== undefined) msg.id = request.id;
         if (request.label !== undefined) msg.label = request.label;
         const prediction = await service.classify(request.image);
-        lastPrediction = prediction;
+        latest = { prediction };
         RED.util.setMessageProperty(msg, output, toResult(prediction, request, service), true);
         if (prediction.preview) msg.preview = prediction.preview;
         predictionStatus.request();
@@ -153,7 +172,12 @@ export = function (RED: NodeAPI) {
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         else if (failure.code === "queue-full") predictionStatus.request();
-        else if (failure.code !== "closed") badInput++;
+        else if (failure.code !== "closed") {
+          badInput++;
+          // Shown until the next answer, so a bad inject is seen on the node it reached.
+          latest = { badInput: failure.code };
+          predictionStatus.request();
+        }
         // Sending an error again is raising it again: Catch nodes build the reply.
         delivery?.track(msg, (copy) => node.error(failure, copy));
         done(failure);
@@ -163,7 +187,7 @@ export = function (RED: NodeAPI) {
     node.on("close", (_removed: boolean, done: () => void) => {
       predictionStatus.cancel();
       delivery?.close();
-      if (deployed.get(node.id) === counters) deployed.delete(node.id);
+      if (deployed.get(node.id)?.counters === counters) deployed.delete(node.id);
       service
         .close()
         .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))
@@ -179,18 +203,16 @@ export = function (RED: NodeAPI) {
   // The edit dialog's counters for a deployed node: requests classified, refused,
   // dropped, repeats ignored, replies sent again.
   RED.httpAdmin.get("/mnist-infer/:id/stats", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
-    const read = deployed.get(String(req.params.id));
-    if (!read) {
-      res.status(404).json({ error: { code: "not-deployed", message: `no deployed mnist-infer node has the id ${String(req.params.id).slice(0, 40)}` } });
-      return;
-    }
-    res.json(read());
+    // A node not deployed yet is a normal case for the dialog, not an error.
+    const live = deployed.get(String(req.params.id));
+    res.json(live ? { deployed: true, ...live.counters() } : { deployed: false });
   });
 
   // The edit dialog's "Model info" button: what a model file takes and returns,
   // checked by the same validation the node runs, before anything is deployed.
   RED.httpAdmin.get("/mnist-infer/model-info", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
-    void describeModel(RED, req.query.model).then(
+    const live = deployed.get(String(req.query.node ?? ""));
+    void describeModel(RED, req.query.model, backendSetting(req.query.backend), live?.service).then(
       (answer) => res.status(answer.status).json(answer.body),
       (err: Error) => res.status(500).json({ error: { code: "failed", message: err.message } }),
     );
@@ -205,7 +227,7 @@ const CARD_FIGURES = ["version", "heldOutAccuracy", "heldOutCorrect", "heldOutCo
  * bundled model, a relative one is relative to the user directory, and only
  * `.onnx` files are opened. Errors carry a code the editor translates.
  */
-async function describeModel(RED: NodeAPI, given: unknown): Promise<{ status: number; body: unknown }> {
+async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetting, live?: InferenceService): Promise<{ status: number; body: unknown }> {
   const refuse = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
   const model = typeof given === "string" ? given.trim() : "";
   if (typeof given !== "string" && given !== undefined) return refuse(400, "bad-request", "model must be one path");
@@ -217,7 +239,8 @@ async function describeModel(RED: NodeAPI, given: unknown): Promise<{ status: nu
 
   let classifier: Classifier | undefined;
   try {
-    classifier = await Classifier.create(file);
+    // One thread: this only reads the model, on Node-RED's own thread.
+    classifier = await Classifier.create(file, backend, 1);
     const { info } = classifier;
     const card: Record<string, unknown> = {};
     for (const key of CARD_FIGURES) {
@@ -235,10 +258,13 @@ async function describeModel(RED: NodeAPI, given: unknown): Promise<{ status: nu
         input: info.input,
         output: info.output,
         card: Object.keys(card).length ? card : null,
+        // What the deployed node runs on when it uses this model; before a deploy, what it would run on here.
+        backend: live?.info && live.info.file === file ? { ...live.info.backend, deployed: true } : { ...info.backend, deployed: false },
       },
     };
   } catch (err) {
     if (err instanceof ModelError) return refuse(422, "invalid-model", err.message);
+    if (err instanceof BackendError) return refuse(422, "backend", err.message);
     throw err;
   } finally {
     await classifier?.release();
@@ -250,7 +276,7 @@ function toResult(prediction: Prediction, request: Request, service: InferenceSe
     digit: prediction.digit,
     confidence: prediction.confidence,
     probabilities: prediction.probabilities,
-    model: { name: service.info?.name ?? "unknown", sha256: service.info?.sha256 ?? "" },
+    model: modelOf(service),
     timings: prediction.timings,
     inverted: prediction.inverted,
   };
@@ -261,6 +287,14 @@ function toResult(prediction: Prediction, request: Request, service: InferenceSe
   }
   if (request.sentAt !== undefined) result.sentAt = request.sentAt;
   return result;
+}
+
+/** Which model answered, on which backend, and for `auto` why that backend. */
+function modelOf(service: InferenceService): InferResult["model"] {
+  const info = service.info;
+  const model: InferResult["model"] = { name: info?.name ?? "unknown", sha256: info?.sha256 ?? "", backend: info?.backend.name ?? "native" };
+  if (info?.backend.reason) model.backendReason = info.backend.reason;
+  return model;
 }
 
 /** Only a request that came over MQTT with QoS 1 or 2 can be delivered twice; its bytes identify it. */

@@ -1,9 +1,10 @@
-// The ONNX model behind one small interface. It runs inside the inference
-// worker: onnxruntime-node's session.run blocks the thread it is called on.
+// The ONNX model behind one small interface, on either backend. It runs inside
+// the inference worker: session.run blocks the thread it is called on.
 import { createHash } from "crypto";
 import { promises as fs } from "fs";
 import * as path from "path";
-import * as ort from "onnxruntime-node";
+import type * as Ort from "onnxruntime-web";
+import { loadRuntime, type BackendInfo, type BackendSetting, type OrtApi } from "./backends";
 import { SIDE } from "./preprocess";
 
 /** How the model wants its 784 pixels laid out; the data is the same either way. */
@@ -20,6 +21,8 @@ export interface ModelInfo {
   maxBatch: number;
   /** Key figures from the model card (`<model>.json` beside the file), when there is one. */
   card?: Record<string, unknown>;
+  /** The ONNX Runtime backend the model runs on, and why. */
+  backend: BackendInfo;
 }
 
 export class ModelError extends Error {
@@ -30,10 +33,17 @@ export class ModelError extends Error {
 }
 
 export class Classifier {
-  private constructor(private session: ort.InferenceSession | undefined, readonly info: ModelInfo) {}
+  private constructor(
+    private session: Ort.InferenceSession | undefined,
+    private readonly ort: OrtApi,
+    readonly info: ModelInfo,
+  ) {}
 
-  /** Loads and validates a model; refuses anything that is not a 28×28 one-channel classifier of 10 digits. */
-  static async create(file: string): Promise<Classifier> {
+  /**
+   * Loads and validates a model on the backend `backend` chooses; refuses
+   * anything that is not a 28×28 one-channel classifier of 10 digits.
+   */
+  static async create(file: string, backend: BackendSetting = "auto", wasmThreads?: number): Promise<Classifier> {
     let bytes: Buffer;
     try {
       bytes = await fs.readFile(file);
@@ -41,17 +51,18 @@ export class Classifier {
       const code = (err as NodeJS.ErrnoException).code;
       throw new ModelError(code === "ENOENT" ? `model file not found: ${file}` : `cannot read model file ${file} (${code})`);
     }
-    let session: ort.InferenceSession;
+    const runtime = loadRuntime(backend, wasmThreads);
+    let session: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+      session = await runtime.ort.InferenceSession.create(bytes, runtime.sessionOptions);
     } catch (err) {
       throw new ModelError(`${path.basename(file)} is not a loadable ONNX model (${firstLine(err)})`);
     }
     try {
-      const info = describe(session, file, bytes);
+      const info = describe(session, file, bytes, runtime.info);
       info.card = await readCard(file);
       if (typeof info.card?.name === "string") info.name = info.card.name;
-      return new Classifier(session, info);
+      return new Classifier(session, runtime.ort, info);
     } catch (err) {
       await session.release();
       throw err;
@@ -62,7 +73,7 @@ export class Classifier {
   async predict(pixels: Float32Array, count: number): Promise<Float32Array[]> {
     if (!this.session) throw new ModelError("the model has been released");
     const dims = inputDims(this.info.input.layout, count);
-    const feeds = { [this.info.input.name]: new ort.Tensor("float32", pixels, dims) };
+    const feeds = { [this.info.input.name]: new this.ort.Tensor("float32", pixels, dims) };
     const results = await this.session.run(feeds);
     const output = results[this.info.output.name];
     const scores = output.data as Float32Array;
@@ -85,7 +96,7 @@ export class Classifier {
   }
 }
 
-function describe(session: ort.InferenceSession, file: string, bytes: Buffer): ModelInfo {
+function describe(session: Ort.InferenceSession, file: string, bytes: Buffer, backend: BackendInfo): ModelInfo {
   if (session.inputNames.length !== 1) {
     throw new ModelError(`the model has ${session.inputNames.length} inputs (${session.inputNames.join(", ")}); it needs exactly one image input`);
   }
@@ -113,6 +124,7 @@ function describe(session: ort.InferenceSession, file: string, bytes: Buffer): M
     input: { name: input.name, shape, layout },
     output: { name: output.name, shape: [...output.shape] },
     maxBatch: shape[0] === 1 ? 1 : Number.MAX_SAFE_INTEGER,
+    backend,
   };
 }
 

@@ -12,7 +12,8 @@ export interface InferResult {
   correct?: boolean;
   /** Copied from the request, so the result node can measure end-to-end latency. */
   sentAt?: number;
-  model: { name: string; sha256: string };
+  /** The model, the ONNX Runtime backend it ran on, and (for the `auto` setting) why that one. */
+  model: { name: string; sha256: string; backend: "native" | "wasm"; backendReason?: string };
   timings: Prediction["timings"];
   inverted: boolean;
 }

@@ -5,6 +5,7 @@ import { EventEmitter } from "events";
 import * as path from "path";
 import { performance } from "perf_hooks";
 import { Worker } from "worker_threads";
+import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "./envelope";
 import { InputError } from "./errors";
@@ -15,6 +16,7 @@ export type OverflowPolicy = "reject-newest" | "drop-oldest";
 
 export interface ServiceOptions {
   modelFile: string;
+  backend: BackendSetting;
   maxBatch: number;
   queueLimit: number;
   /** Bytes the queue may hold: a decoded photo is far larger than an MNIST PNG. */
@@ -189,7 +191,7 @@ export class InferenceService extends EventEmitter {
     worker.on("message", (message: FromWorker) => this.onWorkerMessage(message));
     worker.on("error", (err) => this.onWorkerLost(worker, `the inference worker failed: ${err.message}`));
     worker.on("exit", (code) => this.onWorkerLost(worker, `the inference worker exited (code ${code})`));
-    worker.postMessage({ type: "load", file: this.options.modelFile });
+    worker.postMessage({ type: "load", file: this.options.modelFile, backend: this.options.backend });
   }
 
   private onWorkerMessage(message: FromWorker): void {

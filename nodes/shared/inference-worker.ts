@@ -2,6 +2,7 @@
 // preprocesses, and runs each batch, so Node-RED's event loop stays free.
 import { parentPort, type MessagePort } from "worker_threads";
 import { performance } from "perf_hooks";
+import { backendSetting } from "./backends";
 import { Classifier } from "./classifier";
 import { InputError } from "./errors";
 import { decodePng, encodeGreyPng } from "./png";
@@ -26,7 +27,7 @@ async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case "load":
       try {
-        classifier = await Classifier.create(message.file);
+        classifier = await Classifier.create(message.file, backendSetting(message.backend));
         reply({ type: "ready", info: classifier.info });
       } catch (err) {
         reply({ type: "load-failed", message: (err as Error).message });

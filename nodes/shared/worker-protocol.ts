@@ -1,10 +1,11 @@
 // Messages between an mnist-infer node (main thread) and its inference worker.
+import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { InputErrorCode } from "./errors";
 import type { WorkerImage } from "./image-decoder";
 
 export type ToWorker =
-  | { type: "load"; file: string }
+  | { type: "load"; file: string; backend: BackendSetting }
   | { type: "batch"; batchId: number; images: WorkerImage[]; preview: boolean }
   | { type: "close" };
 
