@@ -1,0 +1,126 @@
+"""Exact Python port of nodes/shared/preprocess.ts (what mnist-infer does to
+every image before the model), so training and evaluation see the same
+28x28 inputs as the node.  Verified against the compiled JS by
+models/synth/check_preprocess.py (max difference reported there).
+
+float32 where the TS stores into Float32Array, float64 where it uses plain
+JS numbers; Math.round is floor(x + 0.5), not Python's banker's rounding.
+"""
+import math
+
+import numpy as np
+
+SIDE = 28
+BOX = 20
+
+
+class NoInk(ValueError):
+    """The node answers these images with the `no-ink` error."""
+
+
+def to_grey(img):
+    """uint8 array [H,W] or [H,W,C] (C = 1..4) -> float32 luminance 0-1."""
+    if img.ndim == 2 or img.shape[2] == 1:
+        return (img.reshape(img.shape[0], img.shape[1]).astype(np.float32) / np.float32(255)).astype(np.float32)
+    d = img.astype(np.float64)
+    c = img.shape[2]
+    grey = (0.299 * d[..., 0] + 0.587 * d[..., 1] + 0.114 * d[..., 2]) / 255 if c >= 3 else d[..., 0] / 255
+    grey = grey.astype(np.float32)
+    if c in (2, 4):
+        alpha = d[..., c - 1] / 255
+        if (alpha < 0.5).sum() > 0:
+            ink = (grey.astype(np.float64) * alpha).sum() / alpha.sum() if alpha.sum() > 0 else 1.0
+            backdrop = 1 if alpha.sum() > 0 and ink < 0.5 else 0
+            grey = (alpha * grey + (1 - alpha) * backdrop).astype(np.float32)
+    return grey
+
+
+def js_round(x):
+    return math.floor(x + 0.5)
+
+
+def _trim(profile, allowance):
+    start, end, cut, n = 0, len(profile), 0.0, len(profile)
+    while start < end - 1 and cut + profile[start] <= allowance:
+        cut += profile[start]
+        start += 1
+    cut = 0.0
+    while end - 1 > start and cut + profile[end - 1] <= allowance:
+        end -= 1
+        cut += profile[end]
+    return start, end
+
+
+def _area_weights(lo, span, n_out, limit):
+    """Matrix [n_out, limit] of the overlap of each output cell with each input pixel."""
+    s = span / n_out
+    w = np.zeros((n_out, limit))
+    for o in range(n_out):
+        a = lo + o * s
+        b = a + s
+        for p in range(math.floor(a), min(math.ceil(b), limit)):
+            w[o, p] = min(p + 1, b) - max(p, a)
+    return w, s
+
+
+def centre_by_mass(image):
+    h, w = image.shape
+    img64 = image.astype(np.float64)
+    mass = img64.sum()
+    mx = (img64.sum(0) * np.arange(w)).sum()
+    my = (img64.sum(1) * np.arange(h)).sum()
+    out = np.zeros((SIDE, SIDE), np.float32)
+    if mass == 0:
+        return out
+    dx = js_round(SIDE / 2 - mx / mass)
+    dy = js_round(SIDE / 2 - my / mass)
+    x0, x1 = max(0, -dx), min(w, SIDE - dx)
+    y0, y1 = max(0, -dy), min(h, SIDE - dy)
+    if x1 > x0 and y1 > y0:
+        out[y0 + dy:y1 + dy, x0 + dx:x1 + dx] = image[y0:y1, x0:x1]
+    return out
+
+
+def preprocess(img):
+    """Image (uint8 grey/RGB/RGBA array) -> (float32 [28,28] ink high, inverted).
+    Raises NoInk like the node does."""
+    grey = to_grey(np.asarray(img))
+    h, w = grey.shape
+    if h == 1:
+        border = grey[0]
+    else:
+        border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    level = float(np.sort(border)[len(border) >> 1])
+    inverted = level > 0.5
+    if inverted:
+        grey = (np.float32(1) - grey).astype(np.float32)
+    background = 1 - level if inverted else level
+    peak = float(grey.max())
+    if peak - background < 0.1:
+        raise NoInk("no-ink")
+    clean = background < 0.02 and peak > 0.9
+    if not clean:
+        v = (grey.astype(np.float64) - background) / (peak - background)
+        grey = np.where(v <= 0.2, 0.0, np.minimum(1.0, (v - 0.2) / 0.8)).astype(np.float32)
+    g64 = grey.astype(np.float64)
+    cols, rows = g64.sum(0), g64.sum(1)
+    allowance = g64.sum() * 0.005
+    left, right = _trim(cols, allowance)
+    top, bottom = _trim(rows, allowance)
+    longest = max(right - left, bottom - top)
+    if clean and not inverted and w == SIDE and h == SIDE and 16 <= longest <= 22:
+        return centre_by_mass(grey), inverted
+    scale = BOX / longest
+    out_w = max(1, js_round((right - left) * scale))
+    out_h = max(1, js_round((bottom - top) * scale))
+    wx, sx = _area_weights(left, right - left, out_w, w)
+    wy, sy = _area_weights(top, bottom - top, out_h, h)
+    fitted = np.minimum(1.0, (wy @ g64 @ wx.T) / (sx * sy)).astype(np.float32)
+    return centre_by_mass(fitted), inverted
+
+
+def preprocess_or_none(img):
+    try:
+        return preprocess(img)[0]
+    except NoInk:
+        return None

@@ -1,0 +1,18 @@
+// Runs the node's own preprocessing (compiled dist/) over image files and
+// writes the 28x28 results as float32, for models/synth/check_preprocess.py.
+// Usage: node preprocess_js.js out.bin file1.png file2.jpg ...
+const fs = require("fs");
+const path = require("path");
+const root = path.resolve(__dirname, "..", "..");
+const { decodePng } = require(path.join(root, "dist/nodes/shared/png.js"));
+const { preprocess } = require(path.join(root, "dist/nodes/shared/preprocess.js"));
+const [out, ...files] = process.argv.slice(2);
+const result = new Float32Array(files.length * 784).fill(NaN);
+files.forEach((f, i) => {
+  try {
+    result.set(preprocess(decodePng(fs.readFileSync(f))).pixels, i * 784);
+  } catch (e) {
+    if (e.code !== "no-ink") throw e; // stays NaN
+  }
+});
+fs.writeFileSync(out, Buffer.from(result.buffer));
