@@ -22,6 +22,8 @@ export interface Ceilings {
   inference: Record<number, number>;
   /** decode + preprocess + inference at batch 32, one thread: what one inference worker can do. */
   worker32: number;
+  /** The same on onnxruntime-web's WebAssembly build, with the threads mnist-infer gives it. */
+  wasm: { threads: number; inference: Record<number, number>; worker32: number };
   references: Reference[];
 }
 
@@ -39,7 +41,8 @@ export async function measureCeilings(samples: Sample[], options: { ms: number; 
   const prep = repeat(() => rateOf((i) => preprocess(decoded[i % n]), ms));
   const decodeSharp = await sharpRate(samples, Math.min(ms, 500));
 
-  const classifier = await Classifier.create(MODEL_FILE);
+  const classifier = await Classifier.create(MODEL_FILE, "native");
+  const wasm = await Classifier.create(MODEL_FILE, "wasm");
   try {
     const references: Reference[] = [];
     for (const pixels of inputs) {
@@ -48,30 +51,39 @@ export async function measureCeilings(samples: Sample[], options: { ms: number; 
       for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;
       references.push({ digit, confidence: probabilities[digit] });
     }
-    const inference: Record<number, number> = {};
-    for (const batch of BATCH_SIZES) {
-      const pixels = new Float32Array(batch * SIDE * SIDE);
-      for (let k = 0; k < batch; k++) pixels.set(inputs[k % n], k * SIDE * SIDE);
-      const runs: number[] = [];
-      for (let r = 0; r < repeats; r++) runs.push(await asyncRate(() => classifier.predict(pixels, batch), batch, ms));
-      inference[batch] = median(runs);
-    }
-    // The worker's whole job for a batch of 32 PNGs, as inference-worker.ts does it.
-    let next = 0;
-    const worker32 = await asyncRateMedian(
-      async () => {
-        const pixels = new Float32Array(32 * SIDE * SIDE);
-        for (let k = 0; k < 32; k++) pixels.set(preprocess(decodePng(samples[next++ % n].png)).pixels, k * SIDE * SIDE);
-        await classifier.predict(pixels, 32);
-      },
-      32,
-      ms,
-      repeats,
-    );
-    return { parse, decode, decodeSharp, preprocess: prep, inference, worker32, references };
+    const native = await modelRates(classifier, samples, inputs, ms, repeats);
+    const onWasm = await modelRates(wasm, samples, inputs, ms, repeats);
+    return { parse, decode, decodeSharp, preprocess: prep, ...native, wasm: { threads: wasm.info.backend.threads, ...onWasm }, references };
   } finally {
     await classifier.release();
+    await wasm.release();
   }
+}
+
+/** Inference alone at each batch size, and a worker's whole job at batch 32, on one classifier. */
+async function modelRates(classifier: Classifier, samples: Sample[], inputs: Float32Array[], ms: number, repeats: number) {
+  const n = samples.length;
+  const inference: Record<number, number> = {};
+  for (const batch of BATCH_SIZES) {
+    const pixels = new Float32Array(batch * SIDE * SIDE);
+    for (let k = 0; k < batch; k++) pixels.set(inputs[k % n], k * SIDE * SIDE);
+    const runs: number[] = [];
+    for (let r = 0; r < repeats; r++) runs.push(await asyncRate(() => classifier.predict(pixels, batch), batch, ms));
+    inference[batch] = median(runs);
+  }
+  // The worker's whole job for a batch of 32 PNGs, as inference-worker.ts does it.
+  let next = 0;
+  const worker32 = await asyncRateMedian(
+    async () => {
+      const pixels = new Float32Array(32 * SIDE * SIDE);
+      for (let k = 0; k < 32; k++) pixels.set(preprocess(decodePng(samples[next++ % n].png)).pixels, k * SIDE * SIDE);
+      await classifier.predict(pixels, 32);
+    },
+    32,
+    ms,
+    repeats,
+  );
+  return { inference, worker32 };
 }
 
 /** Images per second of an async step that handles `perCall` images, run back to back for about `ms`. */

@@ -1,6 +1,6 @@
 // The benchmark's table: each measurement beside its target from issue #4,
 // with ✔ / ✘ where there is one. docs/performance.md explains every row.
-import type { BenchResult } from "../bench";
+import type { BenchResult, EndToEnd } from "./result";
 import type { RunReport } from "./load-generator";
 
 const ORIGINAL_LOW = 400;
@@ -26,6 +26,9 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["preprocessing (→ 28×28 model input)", rate(c.preprocess)]);
     for (const batch of batchSizes) rows.push([`onnxruntime inference, batch ${batch}`, rate(c.inference[batch])]);
     rows.push(["worker: decode + preprocess + infer, batch 32", rate(c.worker32)]);
+    const threads = `${c.wasm.threads} thread${c.wasm.threads === 1 ? "" : "s"}`;
+    for (const batch of batchSizes) rows.push([`WebAssembly inference (${threads}), batch ${batch}`, rate(c.wasm.inference[batch])]);
+    rows.push([`WebAssembly worker, batch 32`, rate(c.wasm.worker32)]);
   }
 
   const n = result.nodeAlone;
@@ -77,6 +80,20 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["CPU per result: Node-RED / broker", `${micros(e.cores.nodeRed / e.full.throughput)} / ${micros(e.cores.broker / e.full.throughput)}`]);
   }
 
+  const w = result.wasmEndToEnd;
+  if (w) {
+    rows.push(`5. End to end as in 3, with mnist-infer on the WebAssembly backend`);
+    rows.push([`throughput, ${w.window} in flight (closed loop)`, rate(w.full.throughput), "≥ 1,500 images/s", w.full.throughput >= 1500]);
+    if (c) rows.push(["  ÷ WebAssembly inference alone, batch 32", pct(w.full.throughput / c.wasm.inference[32])]);
+    rows.push([`  × the original chain (${ORIGINAL_LOW}–${ORIGINAL_HIGH} images/s)`, `${(w.full.throughput / ORIGINAL_HIGH).toFixed(1)}–${(w.full.throughput / ORIGINAL_LOW).toFixed(1)}×`]);
+    rows.push(["latency at 200 requests/s, p50 / p99", `${ms(w.paced.latency.p50)} / ${ms(w.paced.latency.p99)}`]);
+    rows.push(["latency of lone requests (idle), p50 / p99", `${ms(w.lone.latency.p50)} / ${ms(w.lone.latency.p99)}`]);
+    rows.push(integrity([w.lone, w.full, w.paced]));
+    rows.push(["error replies (all runs)", errorText([w.lone, w.full, w.paced])]);
+    rows.push(["CPU per result: Node-RED / broker", `${micros(w.cores.nodeRed / w.full.throughput)} / ${micros(w.cores.broker / w.full.throughput)}`]);
+    if (e) rows.push(...sideBySide(e, w));
+  }
+
   const s = result.scaling;
   if (s) {
     rows.push(`4. Scaling: Node-RED instances sharing $share/mnist-infer/mnist (${s.flow})`);
@@ -92,6 +109,16 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
 
   for (const line of format(rows)) console.log(line);
   if (e?.profile?.length) printProfile(e.profile);
+}
+
+/** The two backends' end-to-end figures on one line each: images/s, p50 at 200/s, CPU per image. */
+function sideBySide(native: EndToEnd, wasm: EndToEnd): Row[] {
+  const line = (e: EndToEnd): string =>
+    `${rate(e.full.throughput)}, p50 ${ms(e.paced.latency.p50)}, ${micros(e.cores.nodeRed / e.full.throughput)} CPU/image`;
+  return [
+    ["backends side by side: native (stage 3)", line(native)],
+    ["                       WebAssembly (stage 5)", line(wasm)],
+  ];
 }
 
 function integrity(runs: RunReport[]): Row {

@@ -1,0 +1,152 @@
+// Stages 3 to 5 of `npm run bench`: the whole chain through a broker, in
+// separate processes, as users run it. All traffic stays on 127.0.0.1.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { BackendSetting } from "../../nodes/shared/backends";
+import { REPO_ROOT, type Broker } from "../broker";
+import type { LoadMode, RunReport } from "./load-generator";
+import { busyBetween, cpuTimes } from "./machine";
+import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, type NodeRedInstance } from "./processes";
+import type { BenchOptions, EndToEnd, RssReport, Scaling } from "./result";
+import type { Reference } from "./samples";
+import { distribution } from "./stats";
+
+const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
+
+/**
+ * Stage 3 (and 5): a load generator → the broker → Node-RED running `flow` →
+ * the broker → the generator. `backend` runs the flow's mnist-infer nodes on
+ * that backend (a copy of the flow with the setting changed).
+ */
+export async function endToEnd(
+  broker: Broker,
+  references: Reference[],
+  options: BenchOptions,
+  say: (line: string) => void,
+  { profileDir, backend, warmupMs = options.quick ? 3000 : 30_000 }: { profileDir?: string; backend?: BackendSetting; warmupMs?: number } = {},
+): Promise<EndToEnd> {
+  const flow = backend ? flowOnBackend(options.flow, backend) : options.flow;
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeRed = await startNodeRed(flow, broker.url, nodeArgs);
+  const generator = await LoadGenerator.start({ url: broker.url, ...TOPICS, references });
+  try {
+    // Warm up (JIT, the worker, the sockets), then lone requests on an idle pipeline.
+    await generator.run({ name: "warmup", mode: { kind: "window", window: options.window }, warmupMs: 0, durationMs: 2000, drainMs: 5000 });
+    const idleEditor = new EditorWatcher(nodeRed.editor);
+    const lone = await generator.run({ name: "lone", mode: { kind: "lone", count: options.quick ? 30 : 100, gapMs: 10 }, warmupMs: 0, durationMs: 0, drainMs: 2000 });
+    const idleProbes = await idleEditor.stop();
+    say(`  lone requests: p50 ${lone.latency.p50.toFixed(2)} ms`);
+
+    const mode: LoadMode = { kind: "window", window: options.window };
+    const rss = new Sampler(() => rssOf(nodeRed.pid), 250);
+    const editor = new EditorWatcher(nodeRed.editor);
+    const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
+    // A long warm-up at full load: Node-RED's memory grows for its first half minute or so
+    // (V8 sizing its heap, the first major collections), which is not what "flat" asks about.
+    const full = await generator.run({ name: "full", mode, warmupMs, durationMs: options.seconds * 1000, drainMs: 5000 });
+    const seconds = (Date.now() - before.at) / 1000;
+    const bench = process.cpuUsage(before.bench);
+    const cores = {
+      nodeRed: (cpuSecondsOf(nodeRed.pid) - before.nodeRed) / seconds,
+      broker: (brokerCpu(broker) - before.broker) / seconds,
+      generator: full.generatorCores,
+      others: 0,
+    };
+    // Everything busy on the machine, less what this benchmark's processes used.
+    const machineCores = busyBetween(before.machine, cpuTimes()) * (os.availableParallelism?.() ?? os.cpus().length);
+    cores.others = Math.max(0, machineCores - cores.nodeRed - cores.broker - cores.generator - (bench.user + bench.system) / 1e6 / seconds);
+    const probes = (await editor.stop()).filter((p) => p.at >= full.measuredFrom && p.at <= full.measuredTo);
+    rss.stop();
+    const hwm = highWaterMark(nodeRed.pid);
+    say(`  full load: ${Math.round(full.throughput)} results/s, p99 ${full.latency.p99.toFixed(1)} ms`);
+
+    const paced = await generator.run({ name: "paced", mode: { kind: "rate", rate: 200 }, warmupMs: 1000, durationMs: options.quick ? 3000 : 8000, drainMs: 2000 });
+    say(`  200 requests/s: p50 ${paced.latency.p50.toFixed(2)} ms`);
+
+    return {
+      broker: broker.kind,
+      flow: options.flow,
+      backend: backend ?? "auto",
+      window: options.window,
+      lone,
+      full,
+      paced,
+      rss: rssReport(rss, full, hwm),
+      editor: {
+        idle: distribution(idleProbes.map((p) => p.ms)),
+        load: distribution(probes.map((p) => p.ms)),
+        failures: probes.filter((p) => p.status !== 200).length,
+      },
+      cores,
+    };
+  } finally {
+    await generator.stop();
+    await nodeRed.stop();
+    if (backend) fs.rmSync(path.dirname(flow), { recursive: true, force: true });
+  }
+}
+
+/** A copy of `flow` (in a temporary folder) whose mnist-infer nodes use `backend`. */
+function flowOnBackend(flow: string, backend: BackendSetting): string {
+  const nodes = JSON.parse(fs.readFileSync(path.resolve(REPO_ROOT, flow), "utf8")) as Array<Record<string, unknown>>;
+  for (const node of nodes) if (node.type === "mnist-infer") node.backend = backend;
+  const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "mnist-bench-flow-")), path.basename(flow));
+  fs.writeFileSync(copy, JSON.stringify(nodes));
+  return copy;
+}
+
+/** Stage 4: one, then two Node-RED instances sharing one subscription. */
+export async function scaling(broker: Broker, references: Reference[], options: BenchOptions, say: (line: string) => void): Promise<Scaling> {
+  const flow = "flows/mnist-infer-shared.json";
+  const instances: NodeRedInstance[] = [];
+  const generator = await LoadGenerator.start({ url: broker.url, ...TOPICS, references });
+  const durationMs = (options.quick ? 4 : 8) * 1000;
+  const mode: LoadMode = { kind: "window", window: options.window };
+  try {
+    instances.push(await startNodeRed(flow, broker.url));
+    const one = await generator.run({ name: "shared1", mode, warmupMs: 2000, durationMs, drainMs: 5000 });
+    say(`  one instance: ${Math.round(one.throughput)} results/s`);
+    instances.push(await startNodeRed(flow, broker.url));
+    const before = instances.map((i) => cpuSecondsOf(i.pid));
+    const at = Date.now();
+    const two = await generator.run({ name: "shared2", mode, warmupMs: 2000, durationMs, drainMs: 5000 });
+    const seconds = (Date.now() - at) / 1000;
+    say(`  two instances: ${Math.round(two.throughput)} results/s`);
+    return { flow, one, two, coresPerInstance: instances.map((i, k) => (cpuSecondsOf(i.pid) - before[k]) / seconds) };
+  } finally {
+    await generator.stop();
+    await Promise.all(instances.map((i) => i.stop()));
+  }
+}
+
+function rssReport(rss: Sampler<number>, run: RunReport, hwmBytes: number | undefined): RssReport {
+  const measured = rss.samples.filter((s) => s.at >= run.measuredFrom && s.at <= run.measuredTo);
+  const fifth = Math.max(1, Math.floor(measured.length / 5));
+  const window = (samples: typeof measured) => {
+    const values = samples.map((s) => s.value);
+    return { mean: values.reduce((a, b) => a + b, 0) / values.length, low: Math.min(...values), high: Math.max(...values) };
+  };
+  const first = window(measured.slice(0, fifth));
+  const last = window(measured.slice(-fifth));
+  const start = rss.samples[0]?.at ?? 0;
+  const series: Array<[number, number]> = rss.samples
+    .filter((_, i) => i % 4 === 0)
+    .map((s) => [Math.round((s.at - start) / 100) / 10, Math.round(s.value / 2 ** 20)]);
+  return { peakBytes: Math.max(...rss.samples.map((s) => s.value)), hwmBytes, first, last, change: last.mean / first.mean - 1, series };
+}
+
+function brokerCpu(broker: Broker): number {
+  const pid = (broker as { pid?: number }).pid;
+  return pid ? cpuSecondsOf(pid) : process.cpuUsage().user / 1e6; // aedes runs in this process
+}
+
+function highWaterMark(pid: number): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+

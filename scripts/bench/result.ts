@@ -1,0 +1,70 @@
+// What `npm run bench` measures, as data: written to bench-results/*.json and
+// read by the report. Kept apart so the stages and the report import no cycle.
+import type { Ceilings } from "./ceilings";
+import type { RunReport } from "./load-generator";
+import type { Machine } from "./machine";
+import type { NodeAloneReport } from "./node-alone";
+import type { ThreadProfile } from "./profile";
+import type { Distribution } from "./stats";
+
+export interface BenchOptions {
+  quick: boolean;
+  seconds: number;
+  window: number;
+  stages: Set<number>;
+  profile: boolean;
+  flow: string;
+}
+
+export interface EndToEnd {
+  broker: string;
+  flow: string;
+  /** The backend setting mnist-infer ran with ("auto" is the flow as shipped). */
+  backend: string;
+  window: number;
+  lone: RunReport;
+  full: RunReport;
+  paced: RunReport;
+  rss: RssReport;
+  editor: { idle: Distribution; load: Distribution; failures: number };
+  /** CPU used during the full-load run, in cores; `others` is everything else on the machine. */
+  cores: { nodeRed: number; broker: number; generator: number; others: number };
+  profile?: ThreadProfile[];
+}
+
+/** Node-RED's resident memory during the sustained run, sampled every 250 ms from /proc. */
+export interface RssReport {
+  /** Largest sample, and VmHWM (the kernel's peak) at the end of the run. */
+  peakBytes: number;
+  hwmBytes?: number;
+  /** Mean, lowest and highest sample of the first and the last 20% of the measured run. */
+  first: { mean: number; low: number; high: number };
+  last: { mean: number; low: number; high: number };
+  /** last.mean / first.mean - 1: the target's "flat" measure. */
+  change: number;
+  /** [seconds since the run started, MB], one a second, for plotting. */
+  series: Array<[number, number]>;
+}
+
+export interface Scaling {
+  flow: string;
+  one: RunReport;
+  two: RunReport;
+  /** CPU share of each instance during the two-instance run, in cores. */
+  coresPerInstance: number[];
+}
+
+export interface BenchResult {
+  startedAt: string;
+  seconds: number;
+  options: { quick: boolean; seconds: number; window: number; stages: number[]; flow: string };
+  machine: Machine;
+  ceilings?: Omit<Ceilings, "references">;
+  nodeAlone?: NodeAloneReport;
+  endToEnd?: EndToEnd;
+  /** Stage 5: the same end-to-end run with mnist-infer on the WebAssembly backend. */
+  wasmEndToEnd?: EndToEnd;
+  scaling?: Scaling;
+  skipped: string[];
+}
+
