@@ -280,8 +280,8 @@ export = function (RED: NodeAPI) {
       statusTimer = undefined;
       lastStatusAt = Date.now();
       if (closed) return;
-      const counts = { count: sent };
-      const extra = skipped > 0 ? ` · ${RED._("mnist-image-source.status.skipped", { count: skipped })}` : "";
+      const counts = { count: sent.toLocaleString("en-US") };
+      const extra = skipped > 0 ? ` · ${RED._("mnist-image-source.status.skipped", { count: skipped.toLocaleString("en-US") })}` : "";
       switch (state) {
         case "loading":
           showStatus(node, "loading", RED._("mnist-image-source.status.loading"));

@@ -30,7 +30,7 @@ export = function (RED: NodeAPI) {
 
     showStatus(node, "ready", RED._("mnist-result.status.waiting"));
 
-    /** Shows the latest prediction and the running accuracy. */
+    /** Shows the latest prediction and the running accuracy, with what it is a share of. */
     const resultStatus = throttledStatus(() => {
       const last = stats.latest;
       if (lastEvent.kind === "unreadable") {
@@ -40,9 +40,12 @@ export = function (RED: NodeAPI) {
       } else if (lastEvent.kind === "reset" || !last) {
         showStatus(node, "ready", RED._("mnist-result.status.waiting"));
       } else {
-        const confidence = last.confidence === null ? "" : ` (${percent(last.confidence)})`;
-        const accuracy = stats.accuracy === null ? "" : ` · ${RED._("mnist-result.status.accuracy")} ${percent(stats.accuracy)}`;
-        showStatus(node, "ready", `${last.digit}${confidence}${accuracy}`);
+        const summary = stats.summary(Date.now());
+        const text =
+          stats.accuracy === null
+            ? RED._("mnist-result.status.results", { digit: last.digit, count: summary.count.toLocaleString("en-US") })
+            : RED._("mnist-result.status.right-of", { digit: last.digit, accuracy: percent(stats.accuracy), count: summary.labelled.toLocaleString("en-US") });
+        showStatus(node, "ready", text);
       }
     });
 
