@@ -3,10 +3,10 @@
 // onnxruntime-web's WebAssembly build must give the same answers.
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { Classifier } = require("../dist/nodes/shared/classifier.js");
-const { loadRuntime } = require("../dist/nodes/shared/backends.js");
-const { decodePng } = require("../dist/nodes/shared/png.js");
-const { preprocess, SIDE } = require("../dist/nodes/shared/preprocess.js");
+const { Classifier } = require("../dist/nodes/mnist-infer/inference/classifier.js");
+const { loadRuntime } = require("../dist/nodes/mnist-infer/inference/backends.js");
+const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { preprocess, SIDE } = require("../dist/nodes/mnist-infer/image/preprocess.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 const { loadSamples } = require("./support/samples");
 

@@ -5,7 +5,7 @@
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { DeliveryTracker, MARK } = require("../dist/nodes/shared/delivery.js");
-const { RepeatFilter } = require("../dist/nodes/shared/repeats.js");
+const { RepeatFilter } = require("../dist/nodes/mnist-infer/request/repeats.js");
 
 /** A tracker on a fake clock, and a record of what it sent again and reported. */
 function tracker(options = {}) {

@@ -5,7 +5,7 @@
 const { describe, it, before, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const sharp = require("sharp");
-const { InferenceService } = require("../dist/nodes/shared/inference-service.js");
+const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 const { loadSamples } = require("./support/samples");
 

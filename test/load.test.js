@@ -10,9 +10,9 @@ const { startTestBroker } = require("./support/broker");
 const { connect } = require("./support/mqtt-client");
 const { startNodeRed } = require("./support/node-red-process");
 const { loadSamples } = require("./support/samples");
-const { Classifier } = require("../dist/nodes/shared/classifier.js");
-const { decodePng } = require("../dist/nodes/shared/png.js");
-const { preprocess } = require("../dist/nodes/shared/preprocess.js");
+const { Classifier } = require("../dist/nodes/mnist-infer/inference/classifier.js");
+const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { preprocess } = require("../dist/nodes/mnist-infer/image/preprocess.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
 const samples = loadSamples();

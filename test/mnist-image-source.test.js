@@ -9,7 +9,7 @@ const os = require("node:os");
 const path = require("node:path");
 const helper = require("node-red-node-test-helper");
 const sourceNode = require("../dist/nodes/mnist-image-source/mnist-image-source.js");
-const { decodePng, encodeGreyPng } = require("../dist/nodes/shared/png.js");
+const { decodePng, encodeGreyPng } = require("../dist/nodes/mnist-infer/image/png.js");
 
 helper.init(require.resolve("node-red"));
 

@@ -13,7 +13,7 @@ const { loadSamples } = require("./support/samples");
 
 const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
 const catchNode = require("@node-red/nodes/core/common/25-catch.js");
-const { InferenceService } = require("../dist/nodes/shared/inference-service.js");
+const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 
 const samples = loadSamples();
 

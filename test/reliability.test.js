@@ -15,7 +15,7 @@ const { FLOW_NODES: NODES, load, startServer, stopServer, unload, helper } = req
 const { startTestBroker, skipUnlessMosquitto } = require("./support/broker");
 const { startNodeRed, request } = require("./support/node-red-process");
 const { loadSamples } = require("./support/samples");
-const { InferenceService } = require("../dist/nodes/shared/inference-service.js");
+const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 
 const FLOW_INFER = "flows/mnist-infer.json";
 const FLOW_SHARED = "flows/mnist-infer-shared.json";

@@ -1,6 +1,14 @@
-// The MQTT contract between the chain's stages, as types. Requests are parsed
-// in envelope.ts; these are the messages mnist-infer publishes.
-import type { Prediction } from "./inference-service";
+// The MQTT contract between the chain's stages, as types: what mnist-infer
+// publishes. Requests are parsed in mnist-infer/request/envelope.ts. This file
+// imports nothing, so the contract does not depend on how it is implemented.
+
+/** Where a result's time went, in milliseconds, and how many images shared its batch. */
+export interface Timings {
+  preprocessMs: number;
+  queueMs: number;
+  inferenceMs: number;
+  batchSize: number;
+}
 
 /** A result, on topic `result`. */
 export interface InferResult {
@@ -14,7 +22,7 @@ export interface InferResult {
   sentAt?: number;
   /** The model, the ONNX Runtime backend it ran on, and (for the `auto` setting) why that one. */
   model: { name: string; sha256: string; backend: "native" | "wasm"; backendReason?: string };
-  timings: Prediction["timings"];
+  timings: Timings;
   inverted: boolean;
 }
 

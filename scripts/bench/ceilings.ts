@@ -3,11 +3,11 @@
 // node cannot beat the slowest step its worker thread runs.
 import { performance } from "node:perf_hooks";
 import sharp from "sharp";
-import { Classifier } from "../../nodes/shared/classifier";
-import { parseRequest } from "../../nodes/shared/envelope";
-import { decodePng } from "../../nodes/shared/png";
-import { preprocess, SIDE } from "../../nodes/shared/preprocess";
-import type { RawImage } from "../../nodes/shared/raw-image";
+import { Classifier } from "../../nodes/mnist-infer/inference/classifier";
+import { parseRequest } from "../../nodes/mnist-infer/request/envelope";
+import { decodePng } from "../../nodes/mnist-infer/image/png";
+import { preprocess, SIDE } from "../../nodes/mnist-infer/image/preprocess";
+import type { RawImage } from "../../nodes/mnist-infer/image/raw-image";
 import { envelope, MODEL_FILE, type Reference, type Sample } from "./samples";
 import { median, rateOf } from "./stats";
 

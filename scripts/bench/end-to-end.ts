@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { BackendSetting } from "../../nodes/shared/backends";
+import type { BackendSetting } from "../../nodes/mnist-infer/inference/backends";
 import { REPO_ROOT, type Broker } from "../broker";
 import type { LoadMode, RunReport } from "./load-generator";
 import { busyBetween, cpuTimes } from "./machine";

@@ -3,7 +3,7 @@
 // decoder handles them in microseconds; every other format goes through sharp,
 // which decodes on libuv's thread pool and so never blocks the event loop.
 import sharp from "sharp";
-import { ACCEPTED, InputError } from "./errors";
+import { ACCEPTED, InputError } from "../errors";
 import { canDecodeFast, isPng, readPngHeader } from "./png";
 import type { RawImage } from "./raw-image";
 

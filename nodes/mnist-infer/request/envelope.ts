@@ -1,7 +1,7 @@
 // Everything a user may send to mnist-infer, reduced to one request shape:
 // image bytes or decoded pixels, plus the id / label / sentAt that travel with it.
-import { ACCEPTED, InputError } from "./errors";
-import type { RawImage } from "./raw-image";
+import { ACCEPTED, InputError } from "../errors";
+import type { RawImage } from "../image/raw-image";
 
 export type ImageInput = { kind: "bytes"; bytes: Buffer } | { kind: "pixels"; image: RawImage };
 

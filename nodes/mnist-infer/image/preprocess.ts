@@ -2,7 +2,7 @@
 // black, the digit fitted into a 20×20 box (aspect kept) and centred by its
 // centre of mass (LeCun et al., "The MNIST database", normalisation notes).
 // This is what lets photos and scans work, not only perfect MNIST crops.
-import { InputError } from "./errors";
+import { InputError } from "../errors";
 import type { RawImage } from "./raw-image";
 
 export const SIDE = 28;

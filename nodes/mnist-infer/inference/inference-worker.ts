@@ -4,11 +4,11 @@ import { parentPort, type MessagePort } from "worker_threads";
 import { performance } from "perf_hooks";
 import { backendSetting } from "./backends";
 import { Classifier } from "./classifier";
-import { InputError } from "./errors";
-import { decodePng, encodeGreyPng } from "./png";
-import { preprocess, SIDE } from "./preprocess";
+import { InputError } from "../errors";
+import { decodePng, encodeGreyPng } from "../image/png";
+import { preprocess, SIDE } from "../image/preprocess";
 import type { FromWorker, ItemResult, ToWorker } from "./worker-protocol";
-import type { WorkerImage } from "./image-decoder";
+import type { WorkerImage } from "../image/image-decoder";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
 const port: MessagePort = parentPort;

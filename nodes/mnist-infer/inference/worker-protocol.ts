@@ -1,8 +1,8 @@
 // Messages between an mnist-infer node (main thread) and its inference worker.
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
-import type { InputErrorCode } from "./errors";
-import type { WorkerImage } from "./image-decoder";
+import type { InputErrorCode } from "../errors";
+import type { WorkerImage } from "../image/image-decoder";
 
 export type ToWorker =
   | { type: "load"; file: string; backend: BackendSetting }

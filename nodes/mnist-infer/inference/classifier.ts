@@ -5,7 +5,7 @@ import { promises as fs } from "fs";
 import * as path from "path";
 import type * as Ort from "onnxruntime-web";
 import { loadRuntime, type BackendInfo, type BackendSetting, type OrtApi } from "./backends";
-import { SIDE } from "./preprocess";
+import { SIDE } from "../image/preprocess";
 
 /** How the model wants its 784 pixels laid out; the data is the same either way. */
 type Layout = "nchw" | "nhwc" | "nhw" | "flat";

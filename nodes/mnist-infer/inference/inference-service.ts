@@ -5,11 +5,12 @@ import { EventEmitter } from "events";
 import * as path from "path";
 import { performance } from "perf_hooks";
 import { Worker } from "worker_threads";
+import type { Timings } from "../../shared/contract";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
-import type { ImageInput } from "./envelope";
-import { InputError } from "./errors";
-import { decodeForWorker, queuedSizeBound, type WorkerImage } from "./image-decoder";
+import type { ImageInput } from "../request/envelope";
+import { InputError } from "../errors";
+import { decodeForWorker, queuedSizeBound, type WorkerImage } from "../image/image-decoder";
 import type { FromWorker, ItemResult } from "./worker-protocol";
 
 export type OverflowPolicy = "reject-newest" | "drop-oldest";
@@ -33,7 +34,7 @@ export interface Prediction {
   inverted: boolean;
   passthrough: boolean;
   preview?: Buffer;
-  timings: { preprocessMs: number; queueMs: number; inferenceMs: number; batchSize: number };
+  timings: Timings;
 }
 
 export type ServiceState = "loading" | "ready" | "failed" | "closed";

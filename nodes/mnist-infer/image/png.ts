@@ -2,7 +2,7 @@
 // call even for a 28×28 digit; this decoder handles the common non-interlaced
 // PNGs in microseconds, and sharp remains the fallback for everything else.
 import * as zlib from "zlib";
-import { InputError } from "./errors";
+import { InputError } from "../errors";
 import type { RawImage } from "./raw-image";
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
