@@ -132,7 +132,7 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     comment(`${t}-c-infer`, t, "2 · Inference: classify each request, reply on the result topic", "Requests are raw image bytes or JSON envelopes. Results go to the result\ntopic (or an MQTT 5 request's response topic, with its correlation data);\nrequests that cannot be classified get an error reply on result/error.\n\"delivered\" hands each reply the mqtt out has published back to\nmnist-infer, which sends again any reply Node-RED dropped while the\nbroker was unreachable; a request the broker delivers twice is answered once.", 250, y0),
     mqttIn(`${t}-req-in`, t, b, "requests", subscription, 130, y0 + 60, [`${t}-infer`]),
     {
-      id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "",
+      id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "", backend: "auto",
       maxBatch: 32, queueSize: 1000, queueMemory: 64, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
       repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
     },
@@ -143,16 +143,18 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     delivered(`${t}-res-delivered`, t, `${t}-res-out`, `${t}-infer`, 140, y0 + 120),
   ];
 }
+// Rows of nodes that show a status are 50-60 px apart: the status line takes the
+// 16 px under its node, and must not touch the next row (the editor test checks).
 function outputStage(t, b, y0) {
   return [
     comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked.", 220, y0),
     mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`]),
-    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 110, [`${t}-result`]),
-    inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 160, [`${t}-result`]),
-    inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 200, [`${t}-result`]),
-    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 380, y: y0 + 110, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
-    debug(`${t}-dbg-result`, t, "each result", 620, y0 + 90),
-    debug(`${t}-dbg-summary`, t, "statistics", 620, y0 + 130),
+    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 120, [`${t}-result`]),
+    inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 180, [`${t}-result`]),
+    inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 220, [`${t}-result`]),
+    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 400, y: y0 + 120, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
+    debug(`${t}-dbg-result`, t, "each result", 660, y0 + 100),
+    debug(`${t}-dbg-summary`, t, "statistics", 660, y0 + 140),
   ];
 }
 
@@ -191,4 +193,48 @@ const flows = {
   ],
 };
 for (const [file, nodes] of Object.entries(flows)) fs.writeFileSync(`${out}/${file}`, JSON.stringify(nodes, null, 4) + "\n");
-console.log(Object.keys(flows).join(" "));
+
+// The dashboard flow is written by hand (its ui-* nodes hold the page's templates);
+// only where its nodes sit, and settings the other flows share, are set here.
+// Left to right as messages go, every "delivered" left of the node it hands back
+// to, rows with a status 60 px apart.
+const DASHBOARD_LAYOUT = {
+  // Draw → mnist-infer → prediction and probabilities
+  b35c845bcf08cc4f: [240, 40], // comment
+  "5fdf500999e55053": [130, 100], // drawing pad
+  "9aca30aeb80239aa": [330, 100], // mnist infer
+  "51472f0df0c69663": [550, 100], // to card and bars
+  bd3a89386eae9e9f: [780, 80], // prediction
+  "683a4966c9edfae1": [780, 140], // probabilities
+  dea962f896bd1e58: [340, 160], // catch: unreadable drawing
+  "1308975281b01388": [550, 160], // say why
+  // The MQTT chain → live accuracy and confusion matrix
+  e1ac0c3c455822ce: [250, 240], // comment
+  "88b62a17190b61fa": [110, 300], // delivered → source
+  "2049edac91e4cca7": [330, 300], // mnist-image-source
+  bcf2f50991c3ec47: [570, 300], // mqtt out: requests
+  e447b05a76ce2dba: [110, 380], // mqtt in: requests
+  e58dac0a1c0a63b6: [330, 380], // mnist infer
+  "0b8d968d721dc76b": [550, 380], // to result topic
+  d4e5ea6822d15960: [110, 440], // delivered → mnist infer
+  "5d1f8b0954c4dc8f": [330, 440], // catch: infer errors
+  "192787bf946cc70c": [550, 440], // to error topic
+  "1e371ff28ecbd73e": [770, 410], // mqtt out: replies
+  "13e2efd2aba16ad9": [110, 520], // mqtt in: results
+  a8a0df7b53cb142f: [110, 580], // mqtt in: error replies
+  "3b3970fe7089b92b": [110, 640], // reset button
+  "1dc6db4065406371": [390, 580], // mnist-result
+  d70ced76fee81ee8: [690, 580], // accuracy and confusion matrix
+};
+const dashboardFile = `${out}/mnist-dashboard.json`;
+const dashboardIn = require("path").join(__dirname, "..", "flows", "mnist-dashboard.json");
+const dashboard = JSON.parse(fs.readFileSync(fs.existsSync(dashboardFile) ? dashboardFile : dashboardIn, "utf8"));
+for (const node of dashboard) {
+  if (node.x === undefined) continue;
+  const at = DASHBOARD_LAYOUT[node.id];
+  if (!at) throw new Error(`mnist-dashboard.json: node ${node.id} (${node.type} ${node.name}) has no place in DASHBOARD_LAYOUT`);
+  [node.x, node.y] = at;
+  if (node.type === "mnist-infer") node.backend ??= "auto";
+}
+fs.writeFileSync(dashboardFile, JSON.stringify(dashboard, null, 4) + "\n");
+console.log([...Object.keys(flows), "mnist-dashboard.json (layout)"].join(" "));

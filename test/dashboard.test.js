@@ -189,4 +189,49 @@ describe("the dashboard example in Chromium", { skip: skip ?? false, timeout: 18
     }
     assert.deepEqual(localProblems(problems(), demo.url), [], "no request of the dashboard failed");
   });
+
+  it("shows the running flow in the editor with no node or status under another", async () => {
+    const editor = await openPage(browser);
+    try {
+      const ed = editor.page;
+      await ed.goto(demo.url);
+      await ed.waitForSelector(`.red-ui-palette-node[data-palette-type="mnist-infer"]`, { timeout: 60000 });
+      await ed.waitForTimeout(500);
+      await ed.keyboard.press("Escape");
+      // The statuses as they run, at their longest: counts in the hundreds.
+      await ed.waitForFunction(() => {
+        const texts = RED.nodes.filterNodes({ type: "mnist-result" }).map((n) => n.status?.text ?? "");
+        return texts.length === 1 && /right of \d{3}/.test(texts[0]);
+      }, null, { timeout: 60000, polling: 500 });
+      // What the editor drew: each node's shape (ports included) and its status.
+      const drawn = await ed.evaluate(() => {
+        const boxes = [];
+        RED.nodes.filterNodes({ z: RED.workspaces.active() }).forEach((n) => {
+          const group = document.getElementById(n.id);
+          const shape = group?.querySelector(".red-ui-flow-node");
+          if (!shape) return;
+          const name = RED.utils.getNodeLabel(n, n.type);
+          const r = shape.getBoundingClientRect();
+          boxes.push({ id: n.id, what: name, box: [r.left - 6, r.top, r.right + 6, r.bottom] });
+          const status = group.querySelector(".red-ui-flow-node-status-group");
+          const s = status && status.style.display !== "none" ? status.getBoundingClientRect() : null;
+          if (s && s.width > 0) boxes.push({ id: n.id, what: `${name}'s status "${n.status?.text}"`, box: [s.left, s.top, s.right, s.bottom] });
+        });
+        return boxes;
+      });
+      assert.ok(drawn.filter((b) => /status/.test(b.what)).length >= 8, `statuses shown: ${drawn.map((b) => b.what).join(", ")}`);
+      const covered = [];
+      for (let i = 0; i < drawn.length; i++) {
+        for (let j = i + 1; j < drawn.length; j++) {
+          const [a, b] = [drawn[i], drawn[j]];
+          if (a.id === b.id) continue;
+          if (Math.min(a.box[2], b.box[2]) > Math.max(a.box[0], b.box[0]) && Math.min(a.box[3], b.box[3]) > Math.max(a.box[1], b.box[1])) covered.push(`${a.what} / ${b.what}`);
+        }
+      }
+      await screenshot(ed, "editor-dashboard-flow");
+      assert.deepEqual(covered, [], "nodes or statuses drawn over each other");
+    } finally {
+      await editor.context.close();
+    }
+  });
 });
