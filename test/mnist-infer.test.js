@@ -110,6 +110,24 @@ describe("mnist-infer", () => {
     assert.match(result.payload.model.backendReason, /onnxruntime-node loaded on linux\//);
   });
 
+  it("says whether each result is unsure: the model card's threshold, the node's, or the request's", async () => {
+    const card = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "models", "mnist-cnn.json"), "utf8"));
+    let node = await loadInfer();
+    const plain = await expectDigit(node, { payload: samples[2].bytes }, samples[2].label);
+    assert.equal(plain.payload.threshold, card.unsureBelow ?? 0.5, "the model card's unsureBelow by default");
+    assert.equal(plain.payload.unsure, plain.payload.confidence < plain.payload.threshold);
+    const strict = await expectDigit(node, { payload: samples[2].bytes, threshold: 1 }, samples[2].label);
+    assert.deepEqual([strict.payload.unsure, strict.payload.threshold], [true, 1], "msg.threshold overrides");
+    const enveloped = await expectDigit(node, { payload: { image: samples[2].bytes.toString("base64"), threshold: "0" } }, samples[2].label);
+    assert.deepEqual([enveloped.payload.unsure, enveloped.payload.threshold], [false, 0], "so does the envelope's");
+    await expectError(node, { payload: samples[2].bytes, threshold: 1.5 }, "bad-threshold", /from 0 to 1/);
+    await unload();
+    node = await loadInfer({ threshold: "1" });
+    const fromNode = await expectDigit(node, { payload: samples[2].bytes }, samples[2].label);
+    assert.deepEqual([fromNode.payload.unsure, fromNode.payload.threshold], [true, 1], "the node's setting beats the card");
+    await statusOf("n-infer", (s) => s.text === "mnist-infer.status.unsure");
+  });
+
   it("loads with defaults and becomes ready", async () => {
     await load([inferNode], [{ id: "n-infer", type: "mnist-infer" }]);
     const node = helper.getNode("n-infer");

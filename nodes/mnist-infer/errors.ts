@@ -15,6 +15,7 @@ export type InputErrorCode =
   | "file-path"
   | "bad-pixels"
   | "bad-label"
+  | "bad-threshold"
   | "no-ink"
   | "queue-full"
   | "model"

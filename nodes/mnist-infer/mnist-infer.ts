@@ -1,20 +1,20 @@
 // mnist-infer: classifies the handwritten digit in a message with the ONNX
 // model, off the main thread, batching whatever arrives together.
-import { promises as fs } from "fs";
 import * as path from "path";
-import type * as express from "express";
-import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { BackendError, backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
-import { Classifier, ModelError } from "./inference/classifier";
-import { parseRequest, type Request, type RequestLimits } from "./request/envelope";
-import { InputError } from "./errors";
-import { InferenceService, type OverflowPolicy, type Prediction } from "./inference/inference-service";
-import { BUNDLED_MODEL } from "../shared/package-paths";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { nodeDeliveryTracker } from "../shared/delivery";
-import { RepeatFilter } from "./request/repeats";
-import { whole } from "../shared/config-values";
+import { fraction, whole } from "../shared/config-values";
 import type { InferResult } from "../shared/contract";
+import { BUNDLED_MODEL } from "../shared/package-paths";
 import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
+import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
+import { InputError } from "./errors";
+import { sharpProblem } from "./image/image-decoder";
+import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
+import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
+import { parseRequest, type Request, type RequestLimits } from "./request/envelope";
+import { RepeatFilter } from "./request/repeats";
+import { toResult } from "./result";
 
 interface MnistInferDef extends NodeDef {
   model: string;
@@ -30,6 +30,7 @@ interface MnistInferDef extends NodeDef {
   repeatWindow: string | number;
   confirmDelivery: boolean;
   backend: BackendSetting;
+  threshold: string | number;
 }
 
 const DEFAULTS = {
@@ -41,9 +42,8 @@ const DEFAULTS = {
   repeatWindow: 60,
 };
 
-/** What the edit dialog shows of a deployed node: its counters since it started. */
-type Counters = () => Record<string, unknown>;
-const deployed = new Map<string, { counters: Counters; service: InferenceService }>();
+/** Deployed nodes by id, for the edit dialog's counters and model panel (admin-api.ts). */
+const deployed = new Map<string, DeployedNode>();
 
 export = function (RED: NodeAPI) {
   function MnistInferNode(this: Node, config: MnistInferDef) {
@@ -68,11 +68,13 @@ export = function (RED: NodeAPI) {
     });
 
     /** What the status shows: the latest answer, or the latest bad input until the next answer. */
-    let latest: { prediction: Prediction } | { badInput: string } | undefined;
+    let latest: { answer: Pick<InferResult, "digit" | "confidence" | "unsure"> } | { badInput: string } | undefined;
 
     // A request the broker delivers again (QoS 1) is answered once. Only MQTT
     // messages can be redeliveries; a request injected twice is answered twice.
     const repeatWindow = whole(config.repeatWindow, 0, DEFAULTS.repeatWindow);
+    /** "Unsure below" set on the node; blank means the model card's own. */
+    const threshold = fraction(config.threshold);
     const repeats = new RepeatFilter(repeatWindow * 1000);
     let repeatsIgnored = 0;
     /** Requests refused for what they were (not for a full queue, a missing model or a stop). */
@@ -91,6 +93,8 @@ export = function (RED: NodeAPI) {
         // A fallback is said where people look: the status (above) and a warning
         // with the reason and the fix, so nobody learns of it only from the speed.
         if (backend?.name === "wasm" && backend.setting === "auto") node.warn(RED._("mnist-infer.log.fallback", { reason: backend.reason ?? "" }));
+        const noSharp = sharpProblem();
+        if (noSharp) node.warn(RED._("mnist-infer.log.no-sharp", { problem: noSharp }));
       } else if (state === "failed") {
         showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         node.error(RED._("mnist-infer.errors.model", { message: service.loadError ?? "" }));
@@ -136,8 +140,8 @@ export = function (RED: NodeAPI) {
       }
       if (!latest) return;
       if ("badInput" in latest) return void showStatus(node, "failed", RED._("mnist-infer.status.bad-input", { code: latest.badInput }));
-      const { digit, confidence } = latest.prediction;
-      const said = RED._("mnist-infer.status.result", { digit, confidence: percent(confidence) });
+      const { digit, confidence, unsure } = latest.answer;
+      const said = RED._(unsure ? "mnist-infer.status.unsure" : "mnist-infer.status.result", { digit, confidence: percent(confidence) });
       showStatus(node, backlog > 0 ? "working" : "ready", `${said}${queued ? ` · ${queued}` : ""}`);
     });
 
@@ -149,7 +153,7 @@ export = function (RED: NodeAPI) {
       let request: Request | undefined;
       try {
         const value = RED.util.getMessageProperty(msg, property);
-        request = parseRequest(value, { id: msg.id, label: msg.label, sentAt: msg.sentAt }, limits);
+        request = parseRequest(value, { id: msg.id, label: msg.label, sentAt: msg.sentAt, threshold: msg.threshold }, limits);
         if (repeats.enabled && request.id !== undefined && isRedeliverable(msg, value) && repeats.isRepeat(request.id, value)) {
           repeatsIgnored++;
           node.log(RED._("mnist-infer.log.repeat", { id: String(request.id), count: repeatsIgnored }));
@@ -159,8 +163,9 @@ export = function (RED: NodeAPI) {
         if (request.id !== undefined) msg.id = request.id;
         if (request.label !== undefined) msg.label = request.label;
         const prediction = await service.classify(request.image);
-        latest = { prediction };
-        RED.util.setMessageProperty(msg, output, toResult(prediction, request, service), true);
+        const result = toResult(prediction, request, service, threshold);
+        latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
+        RED.util.setMessageProperty(msg, output, result, true);
         if (prediction.preview) msg.preview = prediction.preview;
         predictionStatus.request();
         delivery?.track(msg, (copy) => node.send(copy));
@@ -200,102 +205,8 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType("mnist-infer", MnistInferNode);
 
-  // The edit dialog's counters for a deployed node: requests classified, refused,
-  // dropped, repeats ignored, replies sent again.
-  RED.httpAdmin.get("/mnist-infer/:id/stats", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
-    // A node not deployed yet is a normal case for the dialog, not an error.
-    const live = deployed.get(String(req.params.id));
-    res.json(live ? { deployed: true, ...live.counters() } : { deployed: false });
-  });
-
-  // The edit dialog's "Model info" button: what a model file takes and returns,
-  // checked by the same validation the node runs, before anything is deployed.
-  RED.httpAdmin.get("/mnist-infer/model-info", RED.auth.needsPermission("mnist-infer.read"), (req: express.Request, res: express.Response) => {
-    const live = deployed.get(String(req.query.node ?? ""));
-    void describeModel(RED, req.query.model, backendSetting(req.query.backend), live?.service).then(
-      (answer) => res.status(answer.status).json(answer.body),
-      (err: Error) => res.status(500).json({ error: { code: "failed", message: err.message } }),
-    );
-  });
+  registerAdminApi(RED, (id) => deployed.get(id));
 };
-
-/** Model-card fields the dialog shows; the rest of the card (held-out indices, …) stays on disk. */
-const CARD_FIGURES = ["version", "heldOutAccuracy", "heldOutCorrect", "heldOutCount", "trainCount", "epochs", "parameters", "opset", "framework"];
-
-/**
- * The answer to GET /mnist-infer/model-info?model=<path>: an empty path is the
- * bundled model, a relative one is relative to the user directory, and only
- * `.onnx` files are opened. Errors carry a code the editor translates.
- */
-async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetting, live?: InferenceService): Promise<{ status: number; body: unknown }> {
-  const refuse = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
-  const model = typeof given === "string" ? given.trim() : "";
-  if (typeof given !== "string" && given !== undefined) return refuse(400, "bad-request", "model must be one path");
-  if (model && path.extname(model).toLowerCase() !== ".onnx") return refuse(400, "not-onnx", `${model} is not an .onnx file`);
-  const file = model ? path.resolve(RED.settings.userDir ?? process.cwd(), model) : BUNDLED_MODEL;
-  const stat = await fs.stat(file).catch(() => undefined);
-  if (!stat) return refuse(404, "not-found", `${file} does not exist`);
-  if (!stat.isFile()) return refuse(400, "not-a-file", `${file} is not a file`);
-
-  let classifier: Classifier | undefined;
-  try {
-    // One thread: this only reads the model, on Node-RED's own thread.
-    classifier = await Classifier.create(file, backend, 1);
-    const { info } = classifier;
-    const card: Record<string, unknown> = {};
-    for (const key of CARD_FIGURES) {
-      const value = info.card?.[key];
-      if (typeof value === "number" || typeof value === "string") card[key] = value;
-    }
-    return {
-      status: 200,
-      body: {
-        bundled: !model,
-        file,
-        name: info.name,
-        sha256: info.sha256,
-        bytes: info.bytes,
-        input: info.input,
-        output: info.output,
-        card: Object.keys(card).length ? card : null,
-        // What the deployed node runs on when it uses this model; before a deploy, what it would run on here.
-        backend: live?.info && live.info.file === file ? { ...live.info.backend, deployed: true } : { ...info.backend, deployed: false },
-      },
-    };
-  } catch (err) {
-    if (err instanceof ModelError) return refuse(422, "invalid-model", err.message);
-    if (err instanceof BackendError) return refuse(422, "backend", err.message);
-    throw err;
-  } finally {
-    await classifier?.release();
-  }
-}
-
-function toResult(prediction: Prediction, request: Request, service: InferenceService): InferResult {
-  const result: InferResult = {
-    digit: prediction.digit,
-    confidence: prediction.confidence,
-    probabilities: prediction.probabilities,
-    model: modelOf(service),
-    timings: prediction.timings,
-    inverted: prediction.inverted,
-  };
-  if (request.id !== undefined) result.id = request.id;
-  if (request.label !== undefined) {
-    result.label = request.label;
-    result.correct = request.label === prediction.digit;
-  }
-  if (request.sentAt !== undefined) result.sentAt = request.sentAt;
-  return result;
-}
-
-/** Which model answered, on which backend, and for `auto` why that backend. */
-function modelOf(service: InferenceService): InferResult["model"] {
-  const info = service.info;
-  const model: InferResult["model"] = { name: info?.name ?? "unknown", sha256: info?.sha256 ?? "", backend: info?.backend.name ?? "native" };
-  if (info?.backend.reason) model.backendReason = info.backend.reason;
-  return model;
-}
 
 /** Only a request that came over MQTT with QoS 1 or 2 can be delivered twice; its bytes identify it. */
 function isRedeliverable(msg: NodeMessageInFlow, value: unknown): value is Buffer | string {

@@ -7,3 +7,10 @@ export function whole(value: string | number | undefined | null, min: number, fa
   const n = Number(value);
   return Number.isFinite(n) && n >= min && n <= max ? Math.floor(n) : fallback;
 }
+
+/** A number from 0 to 1, or undefined when blank or out of range. */
+export function fraction(value: string | number | undefined | null): number | undefined {
+  if (value === undefined || value === null || String(value).trim() === "") return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 && n <= 1 ? n : undefined;
+}

@@ -15,6 +15,10 @@ export interface InferResult {
   digit: number;
   confidence: number;
   probabilities: number[];
+  /** True when the image is probably not a digit, or too ambiguous to trust: confidence below `threshold`. */
+  unsure: boolean;
+  /** The confidence below which this result counts as unsure (the request's, the node's or the model card's). */
+  threshold: number;
   id?: string | number;
   label?: number;
   correct?: boolean;

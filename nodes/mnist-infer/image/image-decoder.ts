@@ -2,7 +2,9 @@
 // chain's traffic) go to the inference worker undecoded, where the pure-JS
 // decoder handles them in microseconds; every other format goes through sharp,
 // which decodes on libuv's thread pool and so never blocks the event loop.
-import sharp from "sharp";
+// sharp is optional: where its binary is missing (npm --omit=optional, a
+// platform without a build), PNGs and pixel arrays still work.
+import type Sharp from "sharp";
 import { ACCEPTED, InputError } from "../errors";
 import { canDecodeFast, isPng, readPngHeader } from "./png";
 import type { RawImage } from "./raw-image";
@@ -65,7 +67,37 @@ export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise
   return { kind: "raw", image: await decodeWithSharp(bytes, format, maxPixels) };
 }
 
+let sharpModule: { sharp: typeof Sharp } | { problem: string } | undefined;
+
+/** sharp, loaded on first use; or why it cannot load here. */
+function loadSharp(): { sharp: typeof Sharp } | { problem: string } {
+  if (!sharpModule) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      sharpModule = { sharp: require("sharp") as typeof Sharp };
+    } catch (err) {
+      sharpModule = { problem: String((err as Error)?.message ?? err).split("\n")[0].slice(0, 200) };
+    }
+  }
+  return sharpModule;
+}
+
+/** Why images other than small PNGs cannot be read here, or undefined when they can. */
+export function sharpProblem(): string | undefined {
+  const loaded = loadSharp();
+  return "problem" in loaded ? loaded.problem : undefined;
+}
+
 async function decodeWithSharp(bytes: Buffer, format: Format, maxPixels: number): Promise<RawImage> {
+  const loaded = loadSharp();
+  if ("problem" in loaded) {
+    throw new InputError(
+      "unsupported",
+      `this ${format.toUpperCase()} needs the image library sharp, which cannot load on this Node-RED (${loaded.problem}); ` +
+        "send a PNG of at most 1 megapixel (8-bit, not interlaced) or pixels instead, or install sharp",
+    );
+  }
+  const { sharp } = loaded;
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: "error", animated: false })
       .rotate() // honour EXIF orientation: phone photos are often stored sideways

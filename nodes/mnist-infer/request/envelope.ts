@@ -1,5 +1,5 @@
 // Everything a user may send to mnist-infer, reduced to one request shape:
-// image bytes or decoded pixels, plus the id / label / sentAt that travel with it.
+// image bytes or decoded pixels, plus the id / label / sentAt / threshold that travel with it.
 import { ACCEPTED, InputError } from "../errors";
 import type { RawImage } from "../image/raw-image";
 
@@ -10,6 +10,8 @@ export interface Request {
   id?: string | number;
   label?: number;
   sentAt?: number;
+  /** This request's own "unsure below" confidence, overriding the node's. */
+  threshold?: number;
 }
 
 export interface RequestLimits {
@@ -25,6 +27,7 @@ interface Envelope {
   label?: unknown;
   image?: unknown;
   sentAt?: unknown;
+  threshold?: unknown;
 }
 
 const MAX_ID_LENGTH = 256;
@@ -125,6 +128,14 @@ function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): Requ
   }
   const sentAt = source.sentAt ?? fallback.sentAt;
   if (typeof sentAt === "number" && Number.isFinite(sentAt)) request.sentAt = sentAt;
+  const threshold = source.threshold ?? fallback.threshold;
+  if (threshold !== undefined && threshold !== null && threshold !== "") {
+    const value = typeof threshold === "string" ? Number(threshold.trim()) : threshold;
+    if (typeof value !== "number" || !(value >= 0 && value <= 1)) {
+      throw new InputError("bad-threshold", `"threshold" must be a confidence from 0 to 1 below which a result is unsure, got ${JSON.stringify(threshold).slice(0, 40)}`);
+    }
+    request.threshold = value;
+  }
   return request;
 }
 
