@@ -165,8 +165,8 @@ const flows = {
     tab("chain", "MNIST chain", `All three stages of the MNIST chain in one Node-RED, talking through the broker\nwith the built-in mqtt nodes: image source → mnist → inference → result → live accuracy.\n\n${ABOUT}\n${clientIdNote("mnist-chain")}`, [clientIdEnv("mnist-chain")]),
     broker("chain-broker", "chain", "MNIST broker"),
     ...inputStage("chain", "chain-broker", 40, 500),
-    ...inferStage("chain", "chain-broker", 240),
-    ...outputStage("chain", "chain-broker", 470),
+    ...inferStage("chain", "chain-broker", 260),
+    ...outputStage("chain", "chain-broker", 490),
   ],
   "mnist-input.json": [
     tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}\n${clientIdNote("mnist-input")}`, [clientIdEnv("mnist-input")]),

@@ -37,6 +37,34 @@ function flattenModel(inputShape, outputShape) {
   return Buffer.concat([field(1, 7), field(2, "editor-test"), field(7, graph), field(8, Buffer.concat([field(1, ""), field(2, 13)]))]);
 }
 
+/**
+ * Pairs of a flow's nodes that cover each other in the editor: each node's box
+ * from its x, y, w, h (ports included), and under every node that shows a
+ * status the line its status takes, wide enough for the longest status text.
+ * Also nodes cut off at the top or left of the workspace.
+ */
+const STATUS_WIDTH = { "mnist-image-source": 190, "mnist-infer": 190, "mnist-result": 190, "mqtt in": 100, "mqtt out": 100 };
+function coveredNodes(nodes) {
+  const boxes = [];
+  const problems = [];
+  for (const n of nodes) {
+    const left = n.x - n.w / 2;
+    const top = n.y - n.h / 2;
+    if (left < 0 || top < 0) problems.push(`${n.name} is cut off at the workspace's edge`);
+    boxes.push({ id: n.id, what: n.name, box: [left - 6, top, left + n.w + 6, top + n.h] });
+    if (STATUS_WIDTH[n.type]) boxes.push({ id: n.id, what: `${n.name}'s status`, box: [left, top + n.h, left + 6 + STATUS_WIDTH[n.type], top + n.h + 17] });
+  }
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const [a, b] = [boxes[i], boxes[j]];
+      if (a.id === b.id) continue;
+      const overlap = Math.min(a.box[2], b.box[2]) > Math.max(a.box[0], b.box[0]) && Math.min(a.box[3], b.box[3]) > Math.max(a.box[1], b.box[1]);
+      if (overlap) problems.push(`${a.what} overlaps ${b.what}`);
+    }
+  }
+  return problems;
+}
+
 const skip = browserSkipReason();
 
 describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () => {
@@ -147,6 +175,20 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /seconds: answer a redelivered request once/);
     assert.equal(await page.inputValue("#node-input-queueMemory"), "64");
     assert.match(await page.locator("#node-input-queueMemory + span").innerText(), /MB of images/);
+    // Every limit on a row of its own, with a label and its unit.
+    const row = async (id) => (await page.locator(`.form-row:has(#node-input-${id})`).innerText()).replace(/\s+/g, " ").trim();
+    assert.equal(await row("queueSize"), "Queue requests waiting, at most");
+    assert.equal(await row("queueMemory"), "Memory MB of images at most in the queue");
+    assert.match(await row("overflow"), /^When full /);
+    assert.equal(await row("maxBytes"), "Max file size bytes per image file (1 MB = 1048576)");
+    assert.equal(await row("maxPixels"), "Max pixels pixels per image, width × height");
+    await page.fill("#node-input-maxPixels", "12");
+    await page.locator("#node-input-maxPixels").dispatchEvent("change");
+    await page.waitForSelector("#node-input-maxPixels.input-error");
+    await page.hover("#node-input-maxPixels");
+    await page.waitForSelector(".red-ui-popover:has-text('Max pixels must be a whole number from 784 to 268402689')");
+    await page.fill("#node-input-maxPixels", "");
+    await page.locator("#node-input-maxPixels").dispatchEvent("change");
     await page.fill("#node-input-repeatWindow", "-1");
     await page.locator("#node-input-repeatWindow").dispatchEvent("change");
     await page.waitForSelector("#node-input-repeatWindow.input-error");
@@ -202,6 +244,25 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     clearProblems(); // those three answers were 422, 404 and 400 on purpose
   });
 
+  it("edits mnist-image-source: the shuffle seed on its own row, saying what it does", async () => {
+    await page.locator(".red-ui-flow-node-group").filter({ hasText: "MNIST samples" }).first().dblclick();
+    await page.waitForSelector("#node-input-shuffle");
+    assert.equal(await page.locator("#node-input-shuffle").isChecked(), false);
+    assert.equal(await page.locator("#node-input-seed").isVisible(), false, "no seed without shuffling");
+    await page.locator("#node-input-shuffle").check();
+    await page.locator("#node-input-seed").waitFor();
+    assert.equal((await page.locator("label[for=node-input-seed]").innerText()).trim(), "Seed");
+    assert.equal(
+      await page.locator("#mnist-image-source-seed-note").innerText(),
+      "Any text: the same seed gives the same order on every deploy and restart. Empty: a new order on each deploy. A reset replays the current order.",
+    );
+    assert.equal(await page.getAttribute("#node-input-seed", "placeholder"), "empty: a new order on each deploy");
+    assert.equal((await page.locator(".form-row:has(#node-input-loop) > label").first().innerText()).trim(), "At the end");
+    assert.match(await page.locator(".form-row:has(#node-input-limit)").innerText(), /images in all, then stop \(0: no limit\)/);
+    await screenshot(page, "editor-source-dialog");
+    await page.click("#node-dialog-cancel");
+  });
+
   it("serves model info only to a logged-in user, resolving paths against the user directory", async () => {
     const anonymous = await fetch(`${demo.url}/mnist-infer/model-info`);
     assert.equal(anonymous.status, 401);
@@ -245,6 +306,12 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.deepEqual(headings.map((h) => h.trim()), ["Inputs", "Outputs", "Details", "References"], type);
       const summary = (await help.locator("p").first().innerText()).trim();
       assert.ok(summary.length > 40 && /\.$/.test(summary), `${type} starts with a one-sentence summary: ${summary}`);
+      // Long code (message shapes) wraps in the sidebar instead of being cut off at its edge.
+      const cut = await help.evaluate((el) => {
+        const edge = el.getBoundingClientRect().right;
+        return [...el.querySelectorAll("code")].filter((code) => [...code.getClientRects()].some((r) => r.right > edge + 1)).map((code) => code.textContent);
+      });
+      assert.deepEqual(cut, [], `${type}: code cut off at the sidebar's edge`);
       if (type === "mnist-infer") {
         assert.match(await help.innerText(), /msg\.preview/);
         await screenshot(page, "editor-help-mnist-infer", { docs: "editor-help" });
@@ -276,6 +343,11 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
         unknown: RED.nodes.filterNodes({ z: tabId }).filter((n) => n.type === "unknown" || !RED.nodes.getType(n.type)).map((n) => n.type),
       }), { tabId: tab.id, ids: flow.filter((n) => n.z === tab.id).map((n) => n.id) });
       assert.deepEqual(imported, { tab: true, missing: [], unknown: [] }, file);
+      // Laid out so that no node, nor the status under it, covers another (sizes as the editor draws them).
+      await inEditor((tabId) => RED.workspaces.show(tabId), tab.id);
+      await page.waitForFunction((tabId) => RED.nodes.filterNodes({ z: tabId }).every((n) => n.w > 0 && n.h > 0), tab.id, { timeout: 5000 });
+      const placed = await inEditor((tabId) => RED.nodes.filterNodes({ z: tabId }).map((n) => ({ id: n.id, type: n.type, name: RED.utils.getNodeLabel(n), x: n.x, y: n.y, w: n.w, h: n.h })), tab.id);
+      assert.deepEqual(coveredNodes(placed), [], `${file}: nodes and statuses cover each other`);
       // The dashboard's ui-* configuration nodes sit outside any tab: count them too.
       const global = flow.filter((n) => !n.z && n.type !== "tab").map((n) => n.id);
       assert.deepEqual(await inEditor((ids) => ids.filter((id) => !RED.nodes.node(id)), global), [], `${file}: global configuration nodes`);
@@ -298,7 +370,8 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
         const node = RED.nodes.filterNodes({ type }).find((n) => n.z === RED.workspaces.active());
         return node && document.querySelector(`#${CSS.escape(node.id)} .red-ui-flow-node-status-label`)?.textContent;
       }, type);
-    const expected = { "mnist-image-source": /^running · \d+ sent/, "mnist-infer": /^\d \(\d+\.\d%\)/, "mnist-result": /^\d \(\d+\.\d%\) · acc \d+\.\d%$/ };
+    // Each number says what it is.
+    const expected = { "mnist-image-source": /^running · [\d,]+ images sent$/, "mnist-infer": /^digit \d, \d+\.\d% sure/, "mnist-result": /^last \d · \d+\.\d% right of [\d,]+$/ };
     const deadline = Date.now() + 60000;
     let seen;
     for (;;) {
@@ -315,7 +388,7 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     const fresh = () =>
       inEditor(() => Object.fromEntries(RED.nodes.filterNodes({ z: "e0f1a2b3c4d5e6f7" }).map((n) => [n.type, n.status && n.status.text])));
     let statuses = await fresh();
-    while (!/^running · \d+ sent/.test(statuses["mnist-image-source"] ?? "") || statuses["mnist-infer"] !== "ready") {
+    while (!/^running · [\d,]+ images sent/.test(statuses["mnist-image-source"] ?? "") || !/^ready\b/.test(statuses["mnist-infer"] ?? "")) {
       if (Date.now() > deadline) assert.fail(`status of the fresh nodes: ${JSON.stringify(statuses)}`);
       await page.waitForTimeout(250);
       statuses = await fresh();
@@ -349,6 +422,11 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       await help.locator("h3").first().waitFor();
       assert.deepEqual((await help.locator("h3").allInnerTexts()).map((h) => h.trim()), ["输入", "输出", "详细", "参考"]);
       assert.match(await help.locator("p").first().innerText(), /识别图像中的手写数字/);
+      const cut = await help.evaluate((el) => {
+        const edge = el.getBoundingClientRect().right;
+        return [...el.querySelectorAll("code")].filter((code) => [...code.getClientRects()].some((r) => r.right > edge + 1)).map((code) => code.textContent);
+      });
+      assert.deepEqual(cut, [], "code cut off at the sidebar's edge");
       await zh.evaluate(() => RED.editor.edit(RED.nodes.filterNodes({ type: "mnist-infer" })[0]));
       await zh.waitForSelector("#node-input-model-info");
       assert.equal((await zh.locator("label[for=node-input-property]").innerText()).trim(), "图像");
