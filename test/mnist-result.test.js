@@ -181,6 +181,17 @@ describe("mnist-result", () => {
     assert.deepEqual(stats.last, { ...stats.last, digit: 5, confidence: 0.991, label: null, correct: null, id: null });
   });
 
+  it("counts unsure results apart: how many, their share, and accuracy on the sure ones", async () => {
+    const { send, summary } = await start();
+    // [label, predicted, unsure]: two of five unsure, one of them wrong; the sure ones 2 of 3 right.
+    const rows = [[7, 7, false], [1, 7, false], [3, 3, false], [2, 8, true], [4, 4, true]];
+    await send(...rows.map(([label, digit, unsure]) => ({ payload: { ...result(digit, { label }), unsure } })), { payload: result(5) });
+    const stats = await summary();
+    assert.deepEqual(stats.unsure, { count: 2, share: 2 / 6, sureLabelled: 3, sureCorrect: 2, sureAccuracy: 2 / 3 });
+    assert.equal(stats.accuracy, 3 / 5, "overall accuracy still counts every labelled result");
+    assert.equal(stats.last.unsure, false, "a result without the flag (an older sender) counts as sure");
+  });
+
   it("computes per-digit precision, recall and F1", async () => {
     const { send, summary } = await start();
     const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];
@@ -366,12 +377,16 @@ describe("mnist-result", () => {
     const last = shown.at(-1);
     assert.equal(last.fill, "green");
     assert.equal(last.shape, "dot");
-    assert.equal(last.text, "7 (99.1%) · acc 99.9%");
+    assert.equal(last.text, "last 7 · 99.9% right of 1,000");
     assert.ok(shown.length <= 4, `${shown.length} status updates for 1000 results`);
 
     await send({ payload: "tensor([3])" });
     await wait(300);
-    assert.equal(shown.at(-1).text, "3 · acc 99.9%");
+    assert.equal(shown.at(-1).text, "last 3 · 99.9% right of 1,000");
+
+    await send({ payload: { ...result(4, { label: 4 }), unsure: true } });
+    await wait(300);
+    assert.equal(shown.at(-1).text, "last ?4 · 99.9% right of 1,001", "an unsure answer is shown as such");
 
     await send({ payload: "garbage" });
     await wait(300);

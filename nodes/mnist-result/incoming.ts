@@ -130,6 +130,9 @@ function readObject(value: Record<string, unknown>, fail: (problem: string) => n
   if (isObject(value.model)) result.model = value.model as InferResult["model"];
   if (isObject(value.timings)) result.timings = value.timings as InferResult["timings"];
   if (typeof value.inverted === "boolean") result.inverted = value.inverted;
+  // Counted apart by the statistics; a result without it (an older sender) counts as sure.
+  if (typeof value.unsure === "boolean") result.unsure = value.unsure;
+  if (typeof value.threshold === "number") result.threshold = value.threshold;
   return { kind: "result", result };
 }
 

@@ -41,10 +41,11 @@ export = function (RED: NodeAPI) {
         showStatus(node, "ready", RED._("mnist-result.status.waiting"));
       } else {
         const summary = stats.summary(Date.now());
+        const digit = last.unsure ? `?${last.digit}` : last.digit;
         const text =
           stats.accuracy === null
-            ? RED._("mnist-result.status.results", { digit: last.digit, count: summary.count.toLocaleString("en-US") })
-            : RED._("mnist-result.status.right-of", { digit: last.digit, accuracy: percent(stats.accuracy), count: summary.labelled.toLocaleString("en-US") });
+            ? RED._("mnist-result.status.results", { digit, count: summary.count.toLocaleString("en-US") })
+            : RED._("mnist-result.status.right-of", { digit, accuracy: percent(stats.accuracy), count: summary.labelled.toLocaleString("en-US") });
         showStatus(node, "ready", text);
       }
     });
@@ -121,7 +122,7 @@ export = function (RED: NodeAPI) {
 
 /** `7 (99.1%) ✓ label 7`, `3 (55.0%) ✗ label 5`, `7 (99.1%)`, or `7` for the original chain's plain text. */
 function describeResult(result: ReadResult): string {
-  let text = String(result.digit);
+  let text = result.unsure ? `? ${result.digit}, not sure` : String(result.digit);
   if (result.confidence !== undefined) text += ` (${percent(result.confidence)})`;
   if (result.label !== undefined) text += ` ${result.correct ? "✓" : "✗"} label ${result.label}`;
   return text;

@@ -6,6 +6,8 @@
 export interface Observation {
   digit: number;
   confidence?: number;
+  /** The model was not sure of this one (mnist-infer's `unsure`). */
+  unsure?: boolean;
   label?: number;
   id?: string | number;
   sentAt?: number;
@@ -37,11 +39,14 @@ export interface Summary {
   labelled: number;
   correct: number;
   accuracy: number | null;
+  /** Results flagged unsure, their share of all results, and accuracy on the labelled results that were sure. */
+  unsure: { count: number; share: number | null; sureLabelled: number; sureCorrect: number; sureAccuracy: number | null };
   last: {
     digit: number;
     confidence: number | null;
     label: number | null;
     correct: boolean | null;
+    unsure: boolean;
     id: string | number | null;
     at: string;
   } | null;
@@ -175,6 +180,9 @@ export class ResultStatistics {
   private legacy = 0;
   private labelled = 0;
   private correct = 0;
+  private unsure = 0;
+  private sureLabelled = 0;
+  private sureCorrect = 0;
   private last: Omit<NonNullable<Summary["last"]>, "at"> | null = null;
   private lastAt = 0;
   private predictions: number[] = [];
@@ -211,6 +219,7 @@ export class ResultStatistics {
     this.startedAt = now;
     this.firstAt = undefined;
     this.count = this.legacy = this.labelled = this.correct = 0;
+    this.unsure = this.sureLabelled = this.sureCorrect = 0;
     this.errorTotal = this.unparseable = this.duplicates = 0;
     this.last = null;
     this.predictions = new Array(10).fill(0);
@@ -236,11 +245,17 @@ export class ResultStatistics {
     if (this.firstAt === undefined) this.firstAt = now;
     this.rate.add(now);
     this.predictions[result.digit]++;
+    const unsure = result.unsure === true;
+    if (unsure) this.unsure++;
     let correct: boolean | null = null;
     if (result.label !== undefined) {
       correct = result.label === result.digit;
       this.labelled++;
       if (correct) this.correct++;
+      if (!unsure) {
+        this.sureLabelled++;
+        if (correct) this.sureCorrect++;
+      }
       this.confusion[result.label][result.digit]++;
     }
     let latencyMs: number | undefined;
@@ -254,6 +269,7 @@ export class ResultStatistics {
       confidence: result.confidence ?? null,
       label: result.label ?? null,
       correct,
+      unsure,
       id: result.id ?? null,
     };
     this.lastAt = now;
@@ -296,6 +312,13 @@ export class ResultStatistics {
       labelled: this.labelled,
       correct: this.correct,
       accuracy: this.accuracy,
+      unsure: {
+        count: this.unsure,
+        share: this.count > 0 ? this.unsure / this.count : null,
+        sureLabelled: this.sureLabelled,
+        sureCorrect: this.sureCorrect,
+        sureAccuracy: this.sureLabelled > 0 ? this.sureCorrect / this.sureLabelled : null,
+      },
       last: this.last && { ...this.last, at: new Date(this.lastAt).toISOString() },
       throughput: {
         recent: first === undefined ? 0 : this.rate.perSecond(now, first),
