@@ -341,6 +341,29 @@ describe("mnist-infer", () => {
     await expectError(node, { payload: samples[0].bytes }, "model", /not found/);
   });
 
+  it("says a model path that is a folder is a folder, not that it does not exist", async () => {
+    await loadInfer({ model: os.tmpdir() });
+    await statusOf("n-infer", "red");
+    await expectError(helper.getNode("n-infer"), { payload: samples[0].bytes }, "model", /a folder, not a file/);
+  });
+
+  it("answers a request it failed on through a fault of its own with code internal, logged with its stack, not counted as bad input", async () => {
+    const node = await loadInfer();
+    const logged = [];
+    const originalError = node.error.bind(node);
+    node.error = (text, msg) => (msg === undefined && logged.push(String(text)), originalError(text, msg));
+    // A message a function node could build: reading its image throws a TypeError inside mnist-infer
+    // (once: the Catch node's copy of the message reads it again).
+    let armed = true;
+    const trap = { get image() { if (armed) { armed = false; throw new TypeError("cannot read the trap"); } return "gone"; } };
+    const err = await expectError(node, { payload: trap, id: "t1" }, "internal", /fault of its own, not of the request \(cannot read the trap\)/);
+    assert.equal(err.id, "t1", "the reply still carries the request's id");
+    assert.ok(logged.some((line) => /TypeError: cannot read the trap\n\s+at /.test(line)), "the stack is in the log");
+    await expectDigit(node, { payload: samples[0].bytes }, samples[0].label);
+    const stats = (await helper.request().get("/mnist-infer/n-infer/stats").expect(200)).body;
+    assert.deepEqual([stats.faults, stats.badInput], [1, 0]);
+  });
+
   it("refuses a file that is not an ONNX model", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-model-"));
     const bogus = path.join(dir, "bogus.onnx");

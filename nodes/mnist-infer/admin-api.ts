@@ -50,8 +50,10 @@ async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetti
   if (typeof given !== "string" && given !== undefined) return refuse(400, "bad-request", "model must be one path");
   if (model && path.extname(model).toLowerCase() !== ".onnx") return refuse(400, "not-onnx", `${model} is not an .onnx file`);
   const file = model ? path.resolve(RED.settings.userDir ?? process.cwd(), model) : BUNDLED_MODEL;
-  const stat = await fs.stat(file).catch(() => undefined);
-  if (!stat) return refuse(404, "not-found", `${file} does not exist`);
+  const stat = await fs.stat(file).catch((err: NodeJS.ErrnoException) => err);
+  if (stat instanceof Error) {
+    return stat.code === "ENOENT" ? refuse(404, "not-found", `${file} does not exist`) : refuse(403, "not-readable", `${file} cannot be read (${stat.code})`);
+  }
   if (!stat.isFile()) return refuse(400, "not-a-file", `${file} is not a file`);
 
   let classifier: Classifier | undefined;

@@ -19,7 +19,8 @@ export type InputErrorCode =
   | "no-ink"
   | "queue-full"
   | "model"
-  | "closed";
+  | "closed"
+  | "internal";
 
 export class InputError extends Error {
   /** The request's id, when it was readable, so an error reply can carry it. */
@@ -35,3 +36,12 @@ export class InputError extends Error {
 export const ACCEPTED =
   "accepted: image bytes (PNG, JPEG, WebP, GIF, TIFF, BMP), a base64 string or data: URL of one, " +
   'a JSON envelope {"id","label","image":"<base64>"}, or pixels (784 numbers in 0–1 or 0–255, or {data,width,height})';
+
+/**
+ * What a sender is told when mnist-infer itself failed on a request (a bug, not
+ * bad input): the request still gets an answer, and the stack goes to the log.
+ */
+export function internalFailure(err: unknown): InputError {
+  const reason = String((err as Error)?.message ?? err).split("\n")[0].slice(0, 200);
+  return new InputError("internal", `mnist-infer failed on this request through a fault of its own, not of the request (${reason}); it was logged`);
+}

@@ -8,7 +8,7 @@ import type { InferResult } from "../shared/contract";
 import { BUNDLED_MODEL } from "../shared/package-paths";
 import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
 import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
-import { InputError } from "./errors";
+import { InputError, internalFailure } from "./errors";
 import { sharpProblem } from "./image/image-decoder";
 import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
@@ -79,6 +79,8 @@ export = function (RED: NodeAPI) {
     let repeatsIgnored = 0;
     /** Requests refused for what they were (not for a full queue, a missing model or a stop). */
     let badInput = 0;
+    /** Requests mnist-infer failed on through a fault of its own. */
+    let faults = 0;
 
     // Replies (and error replies) kept until the mqtt out that sends them confirms
     // them through a Complete node wired back here; see shared/delivery.ts.
@@ -111,6 +113,7 @@ export = function (RED: NodeAPI) {
       backlog: service.backlog,
       backlogBytes: service.backlogBytes,
       badInput,
+      faults,
       repeatsIgnored,
       delivery: delivery?.stats ?? null,
     });
@@ -172,12 +175,17 @@ export = function (RED: NodeAPI) {
         send(msg);
         done();
       } catch (err) {
-        const failure = err instanceof InputError ? err : new InputError("corrupt", String((err as Error)?.message ?? err));
+        const failure = err instanceof InputError ? err : internalFailure(err);
+        if (failure.code === "internal") {
+          // A bug, not bad input: logged with its stack and counted apart; the sender still gets an error reply.
+          faults++;
+          node.error(`${RED._("mnist-infer.log.fault")}: ${(err as Error)?.stack ?? String(err)}`);
+        }
         const id = request?.id ?? failure.requestId;
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         else if (failure.code === "queue-full") predictionStatus.request();
-        else if (failure.code !== "closed") {
+        else if (failure.code !== "closed" && failure.code !== "internal") {
           badInput++;
           // Shown until the next answer, so a bad inject is seen on the node it reached.
           latest = { badInput: failure.code };

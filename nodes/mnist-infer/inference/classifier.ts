@@ -49,7 +49,8 @@ export class Classifier {
       bytes = await fs.readFile(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new ModelError(code === "ENOENT" ? `model file not found: ${file}` : `cannot read model file ${file} (${code})`);
+      const why = code === "ENOENT" ? "not found" : code === "EACCES" || code === "EPERM" ? "not readable: permission denied" : code === "EISDIR" ? "a folder, not a file" : `not readable (${code})`;
+      throw new ModelError(`model file ${why}: ${file}`);
     }
     const runtime = loadRuntime(backend, wasmThreads);
     let session: Ort.InferenceSession;

@@ -228,7 +228,9 @@ export class InferenceService extends EventEmitter {
       const result = results[i];
       if (!result.ok) {
         this.stats.failed++;
-        pending.reject(new InputError(result.code, result.message));
+        // A fault in the worker reaches the node as the Error it was (a bug), not as bad input.
+        const failure = result.code === "internal" ? Object.assign(new Error(result.message), { stack: result.stack }) : new InputError(result.code, result.message);
+        pending.reject(failure);
         return;
       }
       this.stats.completed++;

@@ -65,8 +65,8 @@ async function runBatch(batchId: number, images: WorkerImage[], preview: boolean
         preview: preview ? toPreview(prepared.pixels) : undefined,
       };
     } catch (err) {
-      const known = err instanceof InputError;
-      results[i] = { ok: false, code: known ? err.code : "corrupt", message: known ? err.message : `the image could not be read (${(err as Error).message})` };
+      // Input the decoder or preprocessing refused is the sender's; anything else is ours, with its stack.
+      results[i] = err instanceof InputError ? { ok: false, code: err.code, message: err.message } : { ok: false, code: "internal", message: String((err as Error)?.message ?? err), stack: (err as Error)?.stack };
     }
   }
   let inferenceMs = 0;

@@ -19,7 +19,7 @@ export type ItemResult =
       /** The 28×28 input the model saw, as a greyscale PNG, when asked for. */
       preview?: Uint8Array;
     }
-  | { ok: false; code: InputErrorCode; message: string };
+  | { ok: false; code: InputErrorCode; message: string; /** For a fault of the worker's own ("internal"). */ stack?: string };
 
 export type FromWorker =
   | { type: "ready"; info: ModelInfo }
