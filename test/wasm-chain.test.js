@@ -87,6 +87,8 @@ describe("the chain with onnxruntime-node's binding unloadable", { timeout: 1800
     }
     const reply = (await errors.result).map((m) => JSON.parse(m.payload)).find((r) => r.id === "wasm-bad");
     assert.equal(reply.error.code, "unsupported", JSON.stringify(reply));
+    // The log (and the debug sidebar) name the unnamed node by its palette label, not its raw id.
+    assert.match(nodeRed.output(), /\[info\] \[mnist-infer:mnist infer\] model mnist-cnn loaded/);
   });
 
   it("the model panel says which backend the deployed node runs on", async () => {

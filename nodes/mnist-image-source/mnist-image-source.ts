@@ -8,7 +8,7 @@ import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type Labell
 import { BUNDLED_SAMPLES } from "../shared/package-paths";
 import { whole } from "../shared/config-values";
 import { nodeDeliveryTracker } from "../shared/delivery";
-import { clearStatus, showStatus } from "../shared/status";
+import { clearStatus, nameUnnamed, showStatus } from "../shared/status";
 import { Playlist } from "./playlist";
 
 type Mode = "interval" | "input" | "burst";
@@ -58,6 +58,7 @@ const STATUS_INTERVAL_MS = 250;
 export = function (RED: NodeAPI) {
   function MnistImageSourceNode(this: Node, config: MnistImageSourceDef) {
     RED.nodes.createNode(this, config);
+    nameUnnamed(this, RED._("mnist-image-source.paletteLabel"));
     const node = this;
     const mode: Mode = config.mode === "input" || config.mode === "burst" ? config.mode : "interval";
     const interval = whole(config.interval, 1, DEFAULTS.interval, MAX_INTERVAL);

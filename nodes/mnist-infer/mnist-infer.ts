@@ -6,7 +6,7 @@ import { nodeDeliveryTracker } from "../shared/delivery";
 import { fraction, whole } from "../shared/config-values";
 import type { InferResult } from "../shared/contract";
 import { BUNDLED_MODEL } from "../shared/package-paths";
-import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
+import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
 import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
 import { InputError, internalFailure } from "./errors";
 import { sharpProblem } from "./image/image-decoder";
@@ -48,6 +48,7 @@ const deployed = new Map<string, DeployedNode>();
 export = function (RED: NodeAPI) {
   function MnistInferNode(this: Node, config: MnistInferDef) {
     RED.nodes.createNode(this, config);
+    nameUnnamed(this, RED._("mnist-infer.paletteLabel"));
     const node = this;
     const property = config.property || "payload";
     const output = config.output || "payload";

@@ -6,7 +6,7 @@ import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
 import type { ErrorReply } from "../shared/contract";
 import { ResultStatistics } from "../shared/statistics";
 import { whole } from "../shared/config-values";
-import { clearStatus, percent, showStatus, throttledStatus } from "../shared/status";
+import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
 
 interface MnistResultDef extends NodeDef {
   summaryEvery: string | number;
@@ -20,6 +20,7 @@ type LastEvent = { kind: "result" } | { kind: "error-reply"; code: string } | { 
 export = function (RED: NodeAPI) {
   function MnistResultNode(this: Node, config: MnistResultDef) {
     RED.nodes.createNode(this, config);
+    nameUnnamed(this, RED._("mnist-result.paletteLabel"));
     const node = this;
     const summaryEvery = whole(config.summaryEvery, 0, DEFAULT_SUMMARY_EVERY);
     // Older or hand-written flows may lack the field: per-result messages are the default.

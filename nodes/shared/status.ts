@@ -1,6 +1,7 @@
-// One place for status colours and shapes, so every node of the package looks
-// the same under the node: yellow ring loading, green dot ready, blue dot
-// working, red ring failed, grey ring stopped.
+// How a node shows itself to the user: one place for status colours and
+// shapes, so every node of the package looks the same under the node (yellow
+// ring loading, green dot ready, blue dot working, red ring failed, grey ring
+// stopped), and the name its errors and warnings carry.
 import type { Node, NodeStatus } from "node-red";
 
 export type Phase = "loading" | "ready" | "working" | "failed" | "stopped";
@@ -51,4 +52,13 @@ export function throttledStatus(show: () => void): { request(): void; cancel(): 
       timer = undefined;
     },
   };
+}
+
+/**
+ * The debug sidebar and the log name a node by its name, or else by its raw id:
+ * an unnamed node is named by its palette label instead (Node-RED passes
+ * `node.name` with every error and warning).
+ */
+export function nameUnnamed(node: Node, paletteLabel: string): void {
+  if (!node.name) node.name = paletteLabel;
 }

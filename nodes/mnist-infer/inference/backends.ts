@@ -74,10 +74,10 @@ function wasmRuntime(setting: BackendSetting, threads: number, nativeFailure?: s
   // downloaded. The thread count is read once, when the first session starts.
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = "error";
-  const reason = nativeFailure ? `${nativeFailure}; running on WebAssembly` : setting === "auto" ? "WebAssembly chosen" : undefined;
   return {
     ort,
-    info: { name: "wasm", setting, reason, threads },
+    // For auto, the reason is what kept native out; chosen outright, WebAssembly needs none.
+    info: { name: "wasm", setting, reason: nativeFailure, threads },
     sessionOptions: { executionProviders: ["wasm"], graphOptimizationLevel: "all" },
   };
 }
