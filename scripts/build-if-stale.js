@@ -76,16 +76,33 @@ function missingOutputs(root, inputs) {
   return expected.filter((file) => !fs.existsSync(path.join(root, file)));
 }
 
+/**
+ * Whether a whole `npm run build` (npm ci runs one) finished after every input
+ * was last changed: copy-assets.js writes examples/ last, and only after tsc
+ * succeeded, so a failed compile never counts.
+ */
+function builtAfterInputs(root, inputs) {
+  let finished;
+  try {
+    const examples = path.join(root, "examples");
+    finished = Math.min(...fs.readdirSync(examples).map((file) => fs.statSync(path.join(examples, file)).mtimeMs));
+  } catch {
+    return false;
+  }
+  return Number.isFinite(finished) && inputs.every((file) => fs.statSync(path.join(root, file)).mtimeMs < finished);
+}
+
 /** Why a build is due (one line), or undefined when dist/ was built from exactly these inputs. */
 function staleReason(root = ROOT, current = fingerprint(root)) {
+  const missing = missingOutputs(root, Object.keys(current.files));
+  if (missing.length) return `${missing[0]} is missing`;
   let built;
   try {
     built = JSON.parse(fs.readFileSync(path.join(root, RECORD), "utf8"));
   } catch {
-    return "no record in dist/ of an earlier build";
+    // No record: fresh if the last `npm run build` came after every change.
+    return builtAfterInputs(root, Object.keys(current.files)) ? undefined : "no record in dist/ of an earlier build";
   }
-  const missing = missingOutputs(root, Object.keys(current.files));
-  if (missing.length) return `${missing[0]} is missing`;
   if (built.typescript !== current.typescript) return `TypeScript changed (${built.typescript} -> ${current.typescript})`;
   const changed = Object.keys(current.files).filter((file) => built.files?.[file] !== current.files[file]);
   const removed = Object.keys(built.files ?? {}).filter((file) => !(file in current.files));
@@ -102,6 +119,7 @@ function main(argv) {
     return reason ? 1 : 0;
   }
   if (!reason) {
+    if (!fs.existsSync(path.join(ROOT, RECORD))) fs.writeFileSync(path.join(ROOT, RECORD), `${JSON.stringify(current, null, 1)}\n`);
     console.log("Build: dist/ is up to date with the sources, not rebuilt.");
     return 0;
   }

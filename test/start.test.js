@@ -181,10 +181,10 @@ describe("npm start builds only what changed", { timeout: 180000 }, () => {
 
       const none = await check();
       assert.equal(none.code, 1);
-      assert.match(none.output, /^stale: no record in dist\/ of an earlier build/);
+      assert.match(none.output, /^stale: dist\/scripts\/start\.js is missing/);
       const first = await runScript(script, [], copy);
       assert.equal(first.code, 0, first.output);
-      assert.match(first.output, /Build: no record in dist\/ of an earlier build: building \(npm run build\)/);
+      assert.match(first.output, /Build: dist\/scripts\/start\.js is missing: building \(npm run build\)/);
       for (const built of ["dist/scripts/start.js", "dist/nodes/mnist-infer/mnist-infer.js", "dist/nodes/mnist-result/locales/zh-CN/mnist-result.json", "examples/mnist-chain.json"]) {
         assert.ok(fs.existsSync(path.join(copy, built)), built);
       }
@@ -219,6 +219,19 @@ describe("npm start builds only what changed", { timeout: 180000 }, () => {
       }
       fs.rmSync(startJs);
       assert.match((await check()).output, /^stale: dist\/scripts\/start\.js is missing/);
+
+      // After a plain `npm run build` (npm ci runs one) there is no record, but the
+      // build came after every change: the next npm start does not build again.
+      fs.rmSync(path.join(copy, "dist", ".build-inputs.json"));
+      const build = spawn("npm", ["run", "build", "--silent"], { cwd: copy, stdio: "ignore" });
+      assert.equal((await once(build, "exit"))[0], 0, "npm run build in the copy");
+      const afterBuild = await runScript(script, [], copy);
+      assert.equal(afterBuild.output.trim(), "Build: dist/ is up to date with the sources, not rebuilt.");
+      assert.ok(fs.existsSync(path.join(copy, "dist", ".build-inputs.json")), "the record is written then");
+      // Without a record, an input changed after that build is a reason to build.
+      fs.rmSync(path.join(copy, "dist", ".build-inputs.json"));
+      fs.utimesSync(ts, later, later);
+      assert.match((await check()).output, /^stale: no record in dist\/ of an earlier build/);
     } finally {
       fs.rmSync(copy, { recursive: true, force: true });
     }
