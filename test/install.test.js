@@ -5,8 +5,9 @@
 // then loaded by a real Node-RED from that folder, which classifies the 500
 // held-out digits with the package's own nodes. Without onnxruntime-node,
 // mnist-infer must fall back to WebAssembly and say why:
-// - npm 11 where api.nuget.org cannot be reached (offline, as here): onnxruntime-node's
-//   install script fails, and npm removes that optional dependency and carries on;
+// - npm 10 (the palette manager's own, in Node-RED 4.1) and the npm on PATH (11 here) where
+//   api.nuget.org cannot be reached (offline, as here): onnxruntime-node's install script
+//   fails, and npm removes that optional dependency and carries on;
 // - --omit=optional, which leaves onnxruntime-node out (and sharp: the samples are PNGs,
 //   which mnist-infer reads without it);
 // - npm 12 with no setting installs onnxruntime-node without running the script.
@@ -19,7 +20,7 @@ const net = require("net");
 const os = require("os");
 const path = require("path");
 const { startInstalledNodeRed, writeUserDirSettings } = require("./support/installed-node-red");
-const { userEnv, run, packTarball, newUserDir, paletteInstall, diskMegabytes } = require("./support/package-install");
+const { paletteNpm, userNpm, userEnv, run, packTarball, newUserDir, paletteInstall, diskMegabytes } = require("./support/package-install");
 const { loadSamples } = require("./support/samples");
 
 const PACKAGE = "node-red-contrib-mnist";
@@ -134,32 +135,37 @@ describe("the packed package, installed as Node-RED's palette manager installs i
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it("npm 11, no setting, api.nuget.org unreachable: onnxruntime-node's script fails, npm drops it, the package runs on WebAssembly", async (t) => {
-    // Only on linux x64 does onnxruntime-node's install script download anything (CUDA libraries).
-    if (`${process.platform}/${process.arch}` !== "linux/x64") return t.skip("onnxruntime-node's install script downloads only on linux x64");
-    const userDir = newUserDir(path.join(work, "npm-no-nuget"));
-    // The script reaches NuGet through global-agent: a proxy on a closed port makes
-    // api.nuget.org unreachable wherever this runs, as it is on an offline machine.
-    const env = userEnv({ GLOBAL_AGENT_HTTPS_PROXY: `http://127.0.0.1:${await closedPort()}` });
-    const installed = await paletteInstall({ userDir, tarball, env, extraArgs: ["--loglevel=verbose", "--foreground-scripts"] });
-    assert.equal(installed.code, 0, installed.output);
-    assert.match(installed.output, /run onnxruntime-node@[\d.]+ postinstall \{ code: 1/, "the download was tried and failed");
-    assert.match(installed.output, /failed optional dependency .*onnxruntime-node/);
-    assert.ok(!fs.existsSync(path.join(userDir, "node_modules", "onnxruntime-node")), "npm removed onnxruntime-node");
-    report(`npm ${await npmVersion(["npm"])}, no setting, no NuGet`, userDir, installed);
-    const dependency = JSON.parse(fs.readFileSync(path.join(userDir, "package.json"), "utf8")).dependencies[PACKAGE];
-    assert.equal(dependency, `file:nodes/${path.basename(tarball)}`, "saved as the palette manager saves an upload");
-    assertWasmFallback(await classifyInstalled(userDir));
-  });
+  for (const [who, npm] of [
+    ["the palette manager's npm (Node-RED's own)", paletteNpm()],
+    ["the npm on PATH", userNpm()],
+  ]) {
+    it(`${who}, no setting, api.nuget.org unreachable: onnxruntime-node's script fails, npm drops it, the package runs on WebAssembly`, async (t) => {
+      // Only on linux x64 does onnxruntime-node's install script download anything (CUDA libraries).
+      if (`${process.platform}/${process.arch}` !== "linux/x64") return t.skip("onnxruntime-node's install script downloads only on linux x64");
+      const userDir = newUserDir(path.join(work, `no-nuget-${npm.length}`));
+      // The script reaches NuGet through global-agent: a proxy on a closed port makes
+      // api.nuget.org unreachable wherever this runs, as it is on an offline machine.
+      const env = userEnv({ GLOBAL_AGENT_HTTPS_PROXY: `http://127.0.0.1:${await closedPort()}` });
+      const installed = await paletteInstall({ userDir, tarball, npm, env, extraArgs: ["--loglevel=verbose", "--foreground-scripts"] });
+      assert.equal(installed.code, 0, installed.output);
+      assert.match(installed.output, /run onnxruntime-node@[\d.]+ postinstall \{ code: 1/, "the download was tried and failed");
+      assert.match(installed.output, /failed optional dependency .*onnxruntime-node/);
+      assert.ok(!fs.existsSync(path.join(userDir, "node_modules", "onnxruntime-node")), "npm removed onnxruntime-node");
+      report(`${who}: npm ${await npmVersion(npm)}, no setting, no NuGet`, userDir, installed);
+      const dependency = JSON.parse(fs.readFileSync(path.join(userDir, "package.json"), "utf8")).dependencies[PACKAGE];
+      assert.equal(dependency, `file:nodes/${path.basename(tarball)}`, "saved as the palette manager saves an upload");
+      assertWasmFallback(await classifyInstalled(userDir));
+    });
+  }
 
   it("--omit=optional: installs without onnxruntime-node (and sharp), and the package runs on WebAssembly", async () => {
     const userDir = newUserDir(path.join(work, "omit-optional"));
-    const installed = await paletteInstall({ userDir, tarball, extraArgs: ["--omit=optional"] });
+    const installed = await paletteInstall({ userDir, tarball, npm: userNpm(), extraArgs: ["--omit=optional"] });
     assert.equal(installed.code, 0, installed.output);
     assert.ok(!fs.existsSync(path.join(userDir, "node_modules", "onnxruntime-node")), "onnxruntime-node left out");
     // sharp is optional too: mnist-infer then reads PNGs (all the samples are) with its own decoder.
     assert.ok(!fs.existsSync(path.join(userDir, "node_modules", "sharp")), "sharp left out");
-    report(`npm ${await npmVersion(["npm"])} --omit=optional`, userDir, installed);
+    report(`the npm on PATH: npm ${await npmVersion(userNpm())} --omit=optional`, userDir, installed);
     assertWasmFallback(await classifyInstalled(userDir));
   });
 
@@ -170,7 +176,7 @@ describe("the packed package, installed as Node-RED's palette manager installs i
     before(async () => {
       // npm 12 supports Node ^22.22.2: both from the registry (or the npm cache), into a temporary prefix.
       const prefix = path.join(work, "npm12");
-      const got = await run("npm", ["install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", "npm@12", "node@22"]);
+      const got = await run(userNpm()[0], ["install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", "npm@12", "node@22"]);
       const node22 = path.join(prefix, "node_modules", ".bin", "node");
       const cli = path.join(prefix, "node_modules", "npm", "bin", "npm-cli.js");
       if (got.code !== 0 || !fs.existsSync(node22) || !fs.existsSync(cli)) {

@@ -11,6 +11,29 @@ const { REPO_ROOT } = require("../../dist/scripts/broker.js");
 /** The palette manager's arguments for `npm install` (Node-RED 4.1 and 5). */
 const PALETTE_NPM_ARGS = ["--no-audit", "--no-update-notifier", "--no-fund", "--save", "--save-prefix=~", "--omit=dev", "--engine-strict"];
 
+/**
+ * The npm Node-RED's palette manager runs, as [node, npm-cli.js]: the one
+ * @node-red/registry resolves (its own dependency: npm 10 in Node-RED 4.1).
+ */
+function paletteNpm() {
+  const registry = path.dirname(require.resolve("@node-red/registry/package.json", { paths: [path.dirname(require.resolve("node-red/package.json"))] }));
+  // As installer.js finds it: npm/package.json (npm exports no other path), then bin/npm-cli.js beside it.
+  return [process.execPath, path.join(path.dirname(require.resolve("npm/package.json", { paths: [registry] })), "bin", "npm-cli.js")];
+}
+
+/**
+ * The npm a user types, as [its path]: the first on PATH outside this
+ * repository (`npm test` puts node_modules/.bin, with Node-RED's npm, first).
+ */
+function userNpm() {
+  for (const dir of (process.env.PATH || "").split(path.delimiter)) {
+    if (!dir || path.resolve(dir).startsWith(REPO_ROOT + path.sep) || /node-gyp-bin/.test(dir)) continue;
+    const file = path.join(dir, process.platform === "win32" ? "npm.cmd" : "npm");
+    if (fs.existsSync(file)) return [file];
+  }
+  throw new Error("no npm on PATH");
+}
+
 /** The package.json Node-RED writes into a new user folder. */
 const USER_DIR_PACKAGE = { name: "node-red-project", description: "A Node-RED Project", version: "0.0.1", private: true };
 
@@ -53,7 +76,7 @@ function run(command, args, { cwd, env = userEnv(), timeoutMs = 120000 } = {}) {
 
 /** What `npm pack` would put in the tarball: [{ path, size }], without building. */
 function packedFiles() {
-  const result = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: REPO_ROOT, env: userEnv(), encoding: "utf8" });
+  const result = spawnSync(userNpm()[0], ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: REPO_ROOT, env: userEnv(), encoding: "utf8" });
   if (result.status !== 0) throw new Error(`npm pack --dry-run failed:\n${result.stderr}`);
   return JSON.parse(result.stdout)[0].files;
 }
@@ -63,7 +86,7 @@ function packedFiles() {
  * and returns the tarball's path.
  */
 async function packTarball(destination) {
-  const packed = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", destination], { cwd: REPO_ROOT });
+  const packed = await run(userNpm()[0], ["pack", "--json", "--ignore-scripts", "--pack-destination", destination], { cwd: REPO_ROOT });
   if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.output}`);
   const [{ filename }] = JSON.parse(packed.stdout);
   return path.join(destination, filename);
@@ -78,11 +101,12 @@ function newUserDir(userDir) {
 
 /**
  * Installs `tarball` into `userDir` as the palette manager does with an
- * uploaded file. `npm` is [command, ...leading args], e.g. ["npm"] or
- * [node22, ".../npm-cli.js"]; `extraArgs` go before the `--`. Resolves
+ * uploaded file. `npm` is [command, ...leading args]: by default the palette
+ * manager's own npm, or e.g. userNpm() or [node22, ".../npm-cli.js"];
+ * `extraArgs` go before the `--`. Resolves
  * { code, output, ms }, with --prefer-offline so the npm cache serves what it has.
  */
-function paletteInstall({ userDir, tarball, npm = ["npm"], extraArgs = [], env = userEnv(), timeoutMs }) {
+function paletteInstall({ userDir, tarball, npm = paletteNpm(), extraArgs = [], env = userEnv(), timeoutMs }) {
   const target = path.join(userDir, "nodes", path.basename(tarball));
   fs.copyFileSync(tarball, target);
   const [command, ...lead] = npm;
@@ -95,4 +119,4 @@ function diskMegabytes(folder) {
   return result.status === 0 ? Number(result.stdout.split(/\s/)[0]) : undefined;
 }
 
-module.exports = { PALETTE_NPM_ARGS, userEnv, run, packedFiles, packTarball, newUserDir, paletteInstall, diskMegabytes };
+module.exports = { PALETTE_NPM_ARGS, paletteNpm, userNpm, userEnv, run, packedFiles, packTarball, newUserDir, paletteInstall, diskMegabytes };
