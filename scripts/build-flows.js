@@ -147,14 +147,22 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
 // 16 px under its node, and must not touch the next row (the editor test checks).
 function outputStage(t, b, y0) {
   return [
-    comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked.", 220, y0),
+    comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked. \"unsure?\" routes results the\nmodel was not sure of (result.unsure: probably not a digit) apart.", 220, y0),
     mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`]),
     mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 120, [`${t}-result`]),
     inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 180, [`${t}-result`]),
     inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 220, [`${t}-result`]),
-    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 400, y: y0 + 120, wires: [[id(`${t}-dbg-result`)], [id(`${t}-dbg-summary`)]] },
-    debug(`${t}-dbg-result`, t, "each result", 660, y0 + 100),
-    debug(`${t}-dbg-summary`, t, "statistics", 660, y0 + 140),
+    { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 400, y: y0 + 120, wires: [[id(`${t}-sure`)], [id(`${t}-dbg-summary`)]] },
+    // Results the model was not sure of (probably not a digit) take their own way: here a
+    // debug node of their own; in a real flow, a person's check or a request to write again.
+    {
+      id: id(`${t}-sure`), type: "switch", z: id(t), name: "unsure?", property: "result.unsure", propertyType: "msg",
+      rules: [{ t: "true" }, { t: "else" }], checkall: "false", repair: false, outputs: 2, x: 630, y: y0 + 100,
+      wires: [[id(`${t}-dbg-unsure`)], [id(`${t}-dbg-result`)]],
+    },
+    debug(`${t}-dbg-unsure`, t, "not sure it is a digit", 860, y0 + 80),
+    debug(`${t}-dbg-result`, t, "each result", 830, y0 + 120),
+    debug(`${t}-dbg-summary`, t, "statistics", 660, y0 + 160),
   ];
 }
 

@@ -155,6 +155,25 @@ describe("example flows over MQTT", () => {
     assert.equal(modern.result.correct, true);
   });
 
+  it("mnist-output.json routes results the model was unsure of apart, with a switch node", async () => {
+    const flow = readFlow("mnist-output.json");
+    const router = flow.find((n) => n.type === "switch" && n.property === "result.unsure");
+    assert.ok(router, "a switch on msg.result.unsure");
+    flow.push({ id: "unsure-watch", type: "helper", z: flow[0].id }, { id: "sure-watch", type: "helper", z: flow[0].id });
+    router.wires[0].push("unsure-watch");
+    router.wires[1].push("sure-watch");
+    await load(NODES, flow);
+    await mqttConnected(flow);
+    client = await connect(broker.url);
+    const [unsure, sure] = [collect("unsure-watch", 1), collect("sure-watch", 2)];
+    const probabilities = [0.05, 0.05, 0.1, 0.3, 0.1, 0.1, 0.1, 0.05, 0.1, 0.05];
+    await client.publishAsync("result", JSON.stringify({ id: "u1", digit: 3, confidence: 0.3, probabilities, unsure: true, threshold: 0.9 }));
+    await client.publishAsync("result", JSON.stringify({ id: "s1", digit: 3, confidence: 0.99, probabilities, unsure: false, threshold: 0.9 }));
+    await client.publishAsync("result", "tensor([7])");
+    assert.deepEqual((await unsure).map((m) => m.result.id), ["u1"]);
+    assert.deepEqual((await sure).map((m) => m.result.id ?? m.result.digit), ["s1", 7], "sure and legacy results go the usual way");
+  });
+
   it("every node of the package appears in an example, and no example names an absolute path", () => {
     const files = fs.readdirSync(FLOWS).filter((f) => f.endsWith(".json"));
     const types = new Set(files.flatMap((f) => readFlow(f).map((n) => n.type)));

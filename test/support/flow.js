@@ -32,6 +32,7 @@ const FLOW_NODES = [
   require("@node-red/nodes/core/common/25-catch.js"),
   require("@node-red/nodes/core/common/90-comment.js"),
   require("@node-red/nodes/core/function/10-function.js"),
+  require("@node-red/nodes/core/function/10-switch.js"),
 ];
 
 /** Loads node modules and a flow; resolves when the runtime has started them. */
