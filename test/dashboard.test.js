@@ -45,6 +45,9 @@ const DIGITS = {
   1: [[[0.52, 0.15], [0.5, 0.85]]],
   0: [Array.from({ length: 25 }, (_, i) => [0.5 + 0.2 * Math.sin((i / 24) * 2 * Math.PI), 0.5 - 0.3 * Math.cos((i / 24) * 2 * Math.PI)])],
   4: [[[0.35, 0.15], [0.28, 0.55], [0.72, 0.55]], [[0.6, 0.25], [0.6, 0.88]]],
+  // Not digits: a dot (the shortest stroke a mouse makes) and a cross.
+  dot: [[[0.5, 0.5], [0.505, 0.505]]],
+  cross: [[[0.25, 0.25], [0.75, 0.75]], [[0.75, 0.25], [0.25, 0.75]]],
 };
 
 describe("the dashboard example in Chromium", { skip: skip ?? false, timeout: 180000 }, () => {
@@ -152,6 +155,15 @@ describe("the dashboard example in Chromium", { skip: skip ?? false, timeout: 18
   it("recognises a digit drawn with a finger", async () => {
     const shown = await drawWithFinger("1");
     assert.equal(shown.digit, "1", JSON.stringify(shown));
+  });
+
+  it("answers 'not sure that is a digit' for a dot and for a cross, with its best guess", async () => {
+    for (const drawing of ["dot", "cross"]) {
+      const shown = await drawWithMouse(drawing);
+      assert.equal(shown.digit, "?", `drew a ${drawing}, the dashboard says ${JSON.stringify(shown)}`);
+      assert.equal(shown.confidence, "not sure that is a digit");
+    }
+    assert.match(await page.locator(".mnist-prediction-runner").innerText(), /^best guess: \d \(\d+\.\d%\)$/);
   });
 
   it("shows the chain's live accuracy and confusion matrix, and resets them", async () => {
