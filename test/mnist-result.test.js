@@ -23,7 +23,7 @@ function resultNode(RED) {
   };
   return registerResultNode(RED);
 }
-const { LatencyReservoir } = require("../dist/nodes/shared/statistics.js");
+const { LatencyReservoir } = require("../dist/nodes/mnist-result/bounded-counters.js");
 
 /**
  * result → out (per result) and summary; a Catch node → errors and a Complete

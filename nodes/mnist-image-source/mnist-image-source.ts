@@ -4,7 +4,7 @@
 import { randomBytes } from "crypto";
 import * as path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type LabelledImage } from "../shared/labelled-images";
+import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type LabelledImage } from "./labelled-images";
 import { BUNDLED_SAMPLES } from "../shared/package-paths";
 import { whole } from "../shared/config-values";
 import { nodeDeliveryTracker } from "../shared/delivery";

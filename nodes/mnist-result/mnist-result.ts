@@ -4,7 +4,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
 import type { ErrorReply } from "../shared/contract";
-import { ResultStatistics } from "../shared/statistics";
+import { ResultStatistics } from "./statistics";
 import { whole } from "../shared/config-values";
 import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
 
