@@ -4,6 +4,7 @@
 // was wrong and what is expected; the caller decides how to show it.
 import { promises as fs } from "fs";
 import * as path from "path";
+import { isRasterImage } from "../shared/image-format";
 
 export const IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "gif", "tif", "tiff", "bmp"];
 
@@ -181,7 +182,7 @@ export class ImageReader {
       throw new ImageReadError(`cannot read ${image.name} (${why}); skipped. Expected a readable image file`);
     }
     if (bytes.length === 0) throw new ImageReadError(`${image.name} is empty (0 bytes); skipped. Expected an image file`);
-    if (!looksLikeImage(bytes)) {
+    if (!isRasterImage(bytes)) {
       throw new ImageReadError(`${image.name} is not an image: its content is not PNG, JPEG, WebP, GIF, TIFF or BMP; skipped`);
     }
     if (this.cachedBytes + bytes.length <= this.budgetBytes) {
@@ -190,19 +191,4 @@ export class ImageReader {
     }
     return bytes;
   }
-}
-
-/** Signature check only (the formats' magic numbers); decoding is the inference node's work. */
-function looksLikeImage(b: Buffer): boolean {
-  const ascii = b.toString("latin1", 0, Math.min(b.length, 12));
-  return (
-    (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) ||
-    (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) ||
-    ascii.startsWith("GIF87a") ||
-    ascii.startsWith("GIF89a") ||
-    (ascii.startsWith("RIFF") && ascii.slice(8, 12) === "WEBP") ||
-    ascii.startsWith("II*\0") ||
-    ascii.startsWith("MM\0*") ||
-    ascii.startsWith("BM")
-  );
 }

@@ -6,7 +6,8 @@
 // platform without a build), PNGs and pixel arrays still work.
 import type Sharp from "sharp";
 import { ACCEPTED, InputError } from "../errors";
-import { canDecodeFast, isPng, readPngHeader } from "./png";
+import { isPng, sniffFormat, type ImageFormat } from "../../shared/image-format";
+import { canDecodeFast, readPngHeader } from "./png";
 import type { RawImage } from "./raw-image";
 
 /** What the worker receives: PNG bytes it decodes itself, or pixels. */
@@ -16,24 +17,6 @@ export type WorkerImage = { kind: "png"; bytes: Uint8Array } | { kind: "raw"; im
 const FAST_PNG_MAX_PIXELS = 1024 * 1024;
 /** Photos are reduced to this size before preprocessing; the digit ends up 20 px tall anyway. */
 const WORKING_SIDE = 512;
-
-type Format = "png" | "jpeg" | "gif" | "webp" | "tiff" | "bmp" | "svg" | "pdf" | "html" | "unknown";
-
-export function sniffFormat(bytes: Uint8Array): Format {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 512));
-  if (isPng(bytes)) return "png";
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
-  const ascii = b.toString("latin1");
-  if (ascii.startsWith("GIF87a") || ascii.startsWith("GIF89a")) return "gif";
-  if (ascii.startsWith("RIFF") && ascii.slice(8, 12) === "WEBP") return "webp";
-  if (ascii.startsWith("II*\0") || ascii.startsWith("MM\0*")) return "tiff";
-  if (ascii.startsWith("BM") && b.length >= 26) return "bmp";
-  if (ascii.startsWith("%PDF")) return "pdf";
-  const lower = ascii.trimStart().toLowerCase();
-  if (lower.startsWith("<svg") || (lower.startsWith("<?xml") && lower.includes("<svg"))) return "svg";
-  if (lower.startsWith("<")) return "html";
-  return "unknown";
-}
 
 /**
  * The most memory `bytes` can take in the queue once decoded, known before
@@ -88,7 +71,7 @@ export function sharpProblem(): string | undefined {
   return "problem" in loaded ? loaded.problem : undefined;
 }
 
-async function decodeWithSharp(bytes: Buffer, format: Format, maxPixels: number): Promise<RawImage> {
+async function decodeWithSharp(bytes: Buffer, format: ImageFormat, maxPixels: number): Promise<RawImage> {
   const loaded = loadSharp();
   if ("problem" in loaded) {
     throw new InputError(

@@ -2,10 +2,9 @@
 // call even for a 28×28 digit; this decoder handles the common non-interlaced
 // PNGs in microseconds, and sharp remains the fallback for everything else.
 import * as zlib from "zlib";
+import { isPng, PNG_SIGNATURE } from "../../shared/image-format";
 import { InputError } from "../errors";
 import type { RawImage } from "./raw-image";
-
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** Channels per colour type (PNG spec 11.2.2, table 11.1). */
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -16,10 +15,6 @@ export interface PngHeader {
   bitDepth: number;
   colourType: number;
   interlaced: boolean;
-}
-
-export function isPng(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && SIGNATURE.equals(Buffer.from(bytes.buffer, bytes.byteOffset, 8));
 }
 
 /** Reads IHDR only, so callers can refuse huge images before inflating anything. */
@@ -194,5 +189,5 @@ export function encodeGreyPng(pixels: Uint8Array, width: number, height: number)
   for (let y = 0; y < height; y++) {
     scanlines.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
   }
-  return Buffer.concat([SIGNATURE, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(scanlines)), chunk("IEND", Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(scanlines)), chunk("IEND", Buffer.alloc(0))]);
 }
