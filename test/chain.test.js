@@ -103,6 +103,24 @@ describe("example flows over MQTT", () => {
     assert.ok(correct >= 19, `${correct}/20 correct`);
   });
 
+  it("mnist-infer.json answers a batch request from any MQTT client with one reply, in order, errors in their slots", async () => {
+    const flow = readFlow("mnist-infer.json");
+    await load(NODES, flow);
+    await mqttConnected(flow);
+    client = await connect(broker.url);
+    const batch = samples.slice(0, 64);
+    const images = batch.map((s) => s.bytes.toString("base64"));
+    images[10] = "%%% not an image %%%";
+    const reply = await gather(client, "result", (m) => m.some((x) => JSON.parse(x.payload).id === "batch-1"));
+    await client.publishAsync("mnist", JSON.stringify({ id: "batch-1", images, labels: batch.map((s) => s.label) }), { qos: 1 });
+    const answer = (await reply.result).map((m) => JSON.parse(m.payload)).find((x) => x.id === "batch-1");
+    assert.equal(answer.results.length, 64);
+    assert.equal(answer.results[10].error.code, "bad-base64");
+    const answered = answer.results.filter((r, i) => i !== 10);
+    assert.ok(answered.every((r, i) => r.label === batch[i < 10 ? i : i + 1].label), "each result in its image's slot");
+    assert.ok(answered.filter((r) => r.correct).length >= 60, "the digits are read");
+  });
+
   it("mnist-infer.json replies on result/error to requests it cannot classify, with their ids, and keeps serving", async () => {
     const flow = readFlow("mnist-infer.json");
     await load(NODES, flow);

@@ -192,6 +192,27 @@ describe("mnist-result", () => {
     assert.equal(stats.last.unsure, false, "a result without the flag (an older sender) counts as sure");
   });
 
+  it("reads a batch reply: each image counted as a result or an error of its own, passed on as one message, counted once", async () => {
+    const { seen, send, summary } = await start();
+    const strip = ({ id: _id, sentAt: _sentAt, model: _model, ...item }) => item;
+    const batch = {
+      id: "b1",
+      sentAt: Date.now() - 5,
+      model: { name: "mnist-cnn", sha256: "x", backend: "native" },
+      results: [strip(result(7, { label: 7 })), { error: { code: "bad-base64", message: "not base64" } }, { ...strip(result(3, { label: 5 })), unsure: true }],
+    };
+    await send({ payload: JSON.stringify(batch) });
+    await send({ payload: batch }); // the same reply again, as QoS 1 may deliver it
+    assert.equal(seen.out.length, 1, "passed on once");
+    assert.equal(seen.out[0].payload, "batch b1: 2 digits (1 unsure), 1 error");
+    assert.deepEqual(seen.out[0].result.map((r) => r.id), ["b1#0", "b1#1", "b1#2"]);
+    const stats = await summary();
+    assert.deepEqual([stats.count, stats.labelled, stats.correct, stats.errors.total, stats.duplicates], [2, 2, 1, 1, 3]);
+    assert.deepEqual(stats.errors.byCode, { "bad-base64": 1 });
+    assert.equal(stats.unsure.count, 1);
+    assert.equal(stats.latency.count, 2, "each image's latency from the batch's sentAt");
+  });
+
   it("computes per-digit precision, recall and F1", async () => {
     const { send, summary } = await start();
     const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];

@@ -4,7 +4,7 @@ import * as path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { nodeDeliveryTracker } from "../shared/delivery";
 import { fraction, whole } from "../shared/config-values";
-import type { InferResult } from "../shared/contract";
+import type { BatchItem, InferBatchResult, InferResult } from "../shared/contract";
 import { BUNDLED_MODEL } from "../shared/package-paths";
 import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
 import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
@@ -12,15 +12,16 @@ import { InputError, internalFailure } from "./errors";
 import { sharpProblem } from "./image/image-decoder";
 import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
-import { parseRequest, type Request, type RequestLimits } from "./request/envelope";
+import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatFilter } from "./request/repeats";
-import { toResult } from "./result";
+import { toBatchResult, toResult } from "./result";
 
 interface MnistInferDef extends NodeDef {
   model: string;
   property: string;
   output: string;
   maxBatch: string | number;
+  maxBatchImages: string | number;
   queueSize: string | number;
   queueMemory: string | number;
   overflow: OverflowPolicy;
@@ -35,6 +36,7 @@ interface MnistInferDef extends NodeDef {
 
 const DEFAULTS = {
   maxBatch: 32,
+  maxBatchImages: 256,
   queueSize: 1000,
   queueMemory: 64,
   maxBytes: 5 * 1024 * 1024,
@@ -55,6 +57,7 @@ export = function (RED: NodeAPI) {
     const limits: RequestLimits = {
       maxBytes: whole(config.maxBytes, 1, DEFAULTS.maxBytes),
       maxPixels: whole(config.maxPixels, 1, DEFAULTS.maxPixels),
+      maxBatchImages: whole(config.maxBatchImages, 1, DEFAULTS.maxBatchImages),
     };
     const modelFile = config.model ? path.resolve(RED.settings.userDir ?? process.cwd(), config.model) : BUNDLED_MODEL;
     const service = new InferenceService({
@@ -149,6 +152,25 @@ export = function (RED: NodeAPI) {
       showStatus(node, backlog > 0 ? "working" : "ready", `${said}${queued ? ` · ${queued}` : ""}`);
     });
 
+    /** Every image of a batch request, each through the queue like a request of its own; failures stay in their slots. */
+    async function classifyBatch(request: BatchRequest): Promise<InferBatchResult> {
+      const outcomes = await Promise.all(
+        request.images.map((item) => (item instanceof InputError ? item : service.classify(item).catch((err: unknown) => (err instanceof InputError ? err : fault(err))))),
+      );
+      for (const outcome of outcomes) if (outcome instanceof InputError && !["queue-full", "model", "closed", "internal"].includes(outcome.code)) badInput++;
+      const reply = toBatchResult(outcomes, request, service, threshold);
+      const answered = reply.results.filter((item): item is Exclude<BatchItem, { error: unknown }> => "digit" in item).pop();
+      if (answered) latest = { answer: { digit: answered.digit, confidence: answered.confidence, unsure: answered.unsure } };
+      return reply;
+    }
+
+    /** A fault of mnist-infer's own, not of the request: logged with its stack and counted apart. */
+    function fault(err: unknown): InputError {
+      faults++;
+      node.error(`${RED._("mnist-infer.log.fault")}: ${(err as Error)?.stack ?? String(err)}`);
+      return internalFailure(err);
+    }
+
     node.on("input", async (msg: NodeMessageInFlow, send, done) => {
       if (delivery?.confirm(msg)) {
         done();
@@ -165,23 +187,23 @@ export = function (RED: NodeAPI) {
           return;
         }
         if (request.id !== undefined) msg.id = request.id;
-        if (request.label !== undefined) msg.label = request.label;
-        const prediction = await service.classify(request.image);
-        const result = toResult(prediction, request, service, threshold);
-        latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
-        RED.util.setMessageProperty(msg, output, result, true);
-        if (prediction.preview) msg.preview = prediction.preview;
+        if ("images" in request) {
+          RED.util.setMessageProperty(msg, output, await classifyBatch(request), true);
+        } else {
+          if (request.label !== undefined) msg.label = request.label;
+          const prediction = await service.classify(request.image);
+          const result = toResult(prediction, request, service, threshold);
+          latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
+          RED.util.setMessageProperty(msg, output, result, true);
+          if (prediction.preview) msg.preview = prediction.preview;
+        }
         predictionStatus.request();
         delivery?.track(msg, (copy) => node.send(copy));
         send(msg);
         done();
       } catch (err) {
-        const failure = err instanceof InputError ? err : internalFailure(err);
-        if (failure.code === "internal") {
-          // A bug, not bad input: logged with its stack and counted apart; the sender still gets an error reply.
-          faults++;
-          node.error(`${RED._("mnist-infer.log.fault")}: ${(err as Error)?.stack ?? String(err)}`);
-        }
+        // A fault of our own still gets the sender an error reply.
+        const failure = err instanceof InputError ? err : fault(err);
         const id = request?.id ?? failure.requestId;
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));

@@ -1,8 +1,9 @@
-// The result message mnist-infer sends for a classified image (see shared/contract.ts).
-import type { InferResult } from "../shared/contract";
+// The result messages mnist-infer sends: one image's, or a batch's (see shared/contract.ts).
+import type { BatchItem, InferBatchResult, InferResult } from "../shared/contract";
+import type { InputError } from "./errors";
 import type { ModelInfo } from "./inference/classifier";
 import type { InferenceService, Prediction } from "./inference/inference-service";
-import type { Request } from "./request/envelope";
+import type { BatchRequest, ImageRequest } from "./request/envelope";
 
 /**
  * "Unsure below" for a model whose card sets none: a 10-class softmax whose top
@@ -17,28 +18,44 @@ export function modelThreshold(info: ModelInfo | undefined): number {
 }
 
 /**
- * The result for one request. Its threshold is the request's own, else the
- * node's setting, else the model's.
+ * One image's answer. Its threshold is the request's own, else the node's
+ * setting, else the model's.
  */
-export function toResult(prediction: Prediction, request: Request, service: InferenceService, nodeThreshold?: number): InferResult {
-  const threshold = request.threshold ?? nodeThreshold ?? modelThreshold(service.info);
-  const result: InferResult = {
+function answer(prediction: Prediction, label: number | undefined, threshold: number): Omit<InferResult, "model"> {
+  const result: Omit<InferResult, "model"> = {
     digit: prediction.digit,
     confidence: prediction.confidence,
     probabilities: prediction.probabilities,
     unsure: prediction.confidence < threshold,
     threshold,
-    model: modelOf(service),
     timings: prediction.timings,
     inverted: prediction.inverted,
   };
-  if (request.id !== undefined) result.id = request.id;
-  if (request.label !== undefined) {
-    result.label = request.label;
-    result.correct = request.label === prediction.digit;
+  if (label !== undefined) {
+    result.label = label;
+    result.correct = label === prediction.digit;
   }
+  return result;
+}
+
+export function toResult(prediction: Prediction, request: ImageRequest, service: InferenceService, nodeThreshold?: number): InferResult {
+  const threshold = request.threshold ?? nodeThreshold ?? modelThreshold(service.info);
+  const result: InferResult = { ...answer(prediction, request.label, threshold), model: modelOf(service) };
+  if (request.id !== undefined) result.id = request.id;
   if (request.sentAt !== undefined) result.sentAt = request.sentAt;
   return result;
+}
+
+/** A batch's reply: each image's answer or error in its own slot, in the order of the images. */
+export function toBatchResult(outcomes: Array<Prediction | InputError>, request: BatchRequest, service: InferenceService, nodeThreshold?: number): InferBatchResult {
+  const threshold = request.threshold ?? nodeThreshold ?? modelThreshold(service.info);
+  const results: BatchItem[] = outcomes.map((outcome, i) =>
+    "digit" in outcome ? answer(outcome, request.labels?.[i], threshold) : { error: { code: outcome.code, message: outcome.message } },
+  );
+  const reply: InferBatchResult = { results, model: modelOf(service) };
+  if (request.id !== undefined) reply.id = request.id;
+  if (request.sentAt !== undefined) reply.sentAt = request.sentAt;
+  return reply;
 }
 
 /** Which model answered, on which backend, and for `auto` why that backend. */

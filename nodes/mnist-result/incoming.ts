@@ -15,9 +15,13 @@ export interface ReadResult extends Partial<Omit<InferResult, "digit">> {
   latencyMs?: number;
 }
 
+/** One image's answer, or its error, from a result or a batch reply. */
+export type Answer = { kind: "result"; result: ReadResult } | { kind: "error-reply"; reply: ErrorReply };
+
 export type Incoming =
-  | { kind: "result"; result: ReadResult }
-  | { kind: "error-reply"; reply: ErrorReply }
+  | Answer
+  /** A batch reply {"id", "results": [...]}: each item counted as an answer of its own, id "<id>#<index>". */
+  | { kind: "batch"; id?: string | number; answers: Answer[] }
   | { kind: "command"; command: Command };
 
 export class UnreadableMessage extends Error {
@@ -29,7 +33,7 @@ export class UnreadableMessage extends Error {
 
 export const ACCEPTED =
   'accepted: a result {"digit":0-9,"confidence","label","id","sentAt",...} as an object, JSON text or a Buffer of JSON; ' +
-  'an error reply {"error":{"code","message"},"id"}; plain text such as tensor([7]) or 7; ' +
+  'an error reply {"error":{"code","message"},"id"}; a batch reply {"id","results":[result or error, ...]}; plain text such as tensor([7]) or 7; ' +
   'or a command ("summary" or "reset" in msg.command or as the payload)';
 
 const COMMANDS: readonly string[] = ["summary", "reset"];
@@ -95,6 +99,7 @@ function readLegacy(text: string, fail: (problem: string) => never): number {
 function readObject(value: Record<string, unknown>, fail: (problem: string) => never): Incoming {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return fail("the JSON is not an object");
   if (value.error !== undefined && value.error !== null) return { kind: "error-reply", reply: readErrorReply(value, fail) };
+  if (Array.isArray(value.results)) return readBatch(value, fail);
   if (value.digit === undefined) return fail('it has no "digit"');
   const { digit, confidence, probabilities, label, id, sentAt } = value;
   if (!isDigit(digit)) return fail(`"digit" must be an integer from 0 to 9, not ${JSON.stringify(digit)}`);
@@ -134,6 +139,21 @@ function readObject(value: Record<string, unknown>, fail: (problem: string) => n
   if (typeof value.unsure === "boolean") result.unsure = value.unsure;
   if (typeof value.threshold === "number") result.threshold = value.threshold;
   return { kind: "result", result };
+}
+
+function readBatch(value: Record<string, unknown>, fail: (problem: string) => never): Incoming {
+  const { id, sentAt, model } = value;
+  if (id !== undefined && id !== null && typeof id !== "string" && typeof id !== "number") return fail('"id" must be a string or a number');
+  const answers = (value.results as unknown[]).map((item, i): Answer => {
+    if (item === null || typeof item !== "object" || Array.isArray(item)) return fail(`batch item ${i} is not an object`);
+    // Each item is read as a reply of its own, with the batch's id, time and model.
+    const own: Record<string, unknown> = { ...(item as Record<string, unknown>), sentAt, model };
+    if (typeof id === "string" || typeof id === "number") own.id = `${id}#${i}`;
+    const answer = readObject(own, (problem) => fail(`batch item ${i}: ${problem}`));
+    if (answer.kind !== "result" && answer.kind !== "error-reply") return fail(`batch item ${i} is neither a result nor an error`);
+    return answer;
+  });
+  return typeof id === "string" || typeof id === "number" ? { kind: "batch", id, answers } : { kind: "batch", answers };
 }
 
 function readErrorReply(value: Record<string, unknown>, fail: (problem: string) => never): ErrorReply {

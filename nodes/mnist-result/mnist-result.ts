@@ -2,7 +2,7 @@
 // that come back over MQTT, keeps live statistics on them, and passes on a
 // readable line per result and, on request or every N results, a summary.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { readIncoming, UnreadableMessage, type ReadResult } from "./incoming";
+import { readIncoming, UnreadableMessage, type Answer, type ReadResult } from "./incoming";
 import type { ErrorReply } from "../shared/contract";
 import { ResultStatistics } from "./statistics";
 import { whole } from "../shared/config-values";
@@ -51,6 +51,21 @@ export = function (RED: NodeAPI) {
       }
     });
 
+    /** Counts one image's answer from a batch reply; false if it was counted before (a repeated reply). */
+    function countAnswer(answer: Answer, now: number): boolean {
+      if (answer.kind === "error-reply") {
+        if (!stats.recordError(answer.reply.error.code, answer.reply.id)) return false;
+        lastEvent = { kind: "error-reply", code: answer.reply.error.code };
+      } else {
+        const { duplicate, latencyMs } = stats.record(answer.result, now);
+        if (duplicate) return false;
+        if (latencyMs !== undefined) answer.result.latencyMs = latencyMs;
+        lastEvent = { kind: "result" };
+      }
+      resultStatus.request();
+      return true;
+    }
+
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       const now = Date.now();
       try {
@@ -78,6 +93,20 @@ export = function (RED: NodeAPI) {
             (msg as NodeMessage & { result?: unknown }).result = incoming.reply;
             send([msg, null]);
           }
+        } else if (incoming.kind === "batch") {
+          // Each image of a batch reply counts as a result (or error) of its own; one message passes it on.
+          const before = stats.results;
+          const fresh = incoming.answers.filter((answer) => countAnswer(answer, now));
+          if (fresh.length === 0) {
+            done(); // the whole reply again (a QoS 1 redelivery): already counted
+            return;
+          }
+          const summary = summaryEvery > 0 && Math.floor(stats.results / summaryEvery) > Math.floor(before / summaryEvery) ? { payload: stats.summary(now) } : null;
+          if (perResult) {
+            msg.payload = describeBatch(incoming.id, incoming.answers);
+            (msg as NodeMessage & { result?: unknown }).result = incoming.answers.map((answer) => (answer.kind === "result" ? answer.result : answer.reply));
+          }
+          if (perResult || summary) send([perResult ? msg : null, summary]);
         } else {
           const result = incoming.result;
           const { duplicate, latencyMs } = stats.record(result, now, result.legacy);
@@ -127,6 +156,14 @@ function describeResult(result: ReadResult): string {
   if (result.confidence !== undefined) text += ` (${percent(result.confidence)})`;
   if (result.label !== undefined) text += ` ${result.correct ? "✓" : "✗"} label ${result.label}`;
   return text;
+}
+
+/** `batch b1: 31 digits (2 unsure), 1 error` */
+function describeBatch(id: string | number | undefined, answers: Answer[]): string {
+  const results = answers.filter((a): a is Extract<Answer, { kind: "result" }> => a.kind === "result");
+  const unsure = results.filter((a) => a.result.unsure).length;
+  const errors = answers.length - results.length;
+  return `batch${id === undefined ? "" : ` ${id}`}: ${results.length} digits${unsure ? ` (${unsure} unsure)` : ""}${errors ? `, ${errors} error${errors === 1 ? "" : "s"}` : ""}`;
 }
 
 /** `error corrupt (id a1): the image is truncated…` */

@@ -30,6 +30,17 @@ export interface InferResult {
   inverted: boolean;
 }
 
+/** One image's answer in a batch reply: its result (without the model, said once for all), or its error. */
+export type BatchItem = Omit<InferResult, "id" | "sentAt" | "model"> | { error: { code: string; message: string } };
+
+/** The reply to a batch request `{"id", "images": [...]}`, on topic `result`: one item per image, in order. */
+export interface InferBatchResult {
+  results: BatchItem[];
+  id?: string | number;
+  sentAt?: number;
+  model: InferResult["model"];
+}
+
 /** An error reply, on topic `result/error`. */
 export interface ErrorReply {
   error: { code: string; message: string };

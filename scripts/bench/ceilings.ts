@@ -31,7 +31,7 @@ export async function measureCeilings(samples: Sample[], options: { ms: number; 
   const { ms, repeats } = options;
   const n = samples.length;
   const repeat = (fn: () => number) => median(Array.from({ length: repeats }, fn));
-  const limits = { maxBytes: 1024 * 1024, maxPixels: 24_000_000 };
+  const limits = { maxBytes: 1024 * 1024, maxPixels: 24_000_000, maxBatchImages: 256 };
   const envelopes = samples.map((s, i) => Buffer.from(envelope(`c-${i}`, s, Date.now())));
   const decoded: RawImage[] = samples.map((s) => decodePng(s.png));
   const inputs = decoded.map((image) => preprocess(image).pixels);

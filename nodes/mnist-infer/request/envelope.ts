@@ -1,24 +1,41 @@
-// Everything a user may send to mnist-infer, reduced to one request shape:
-// image bytes or decoded pixels, plus the id / label / sentAt / threshold that travel with it.
+// Everything a user may send to mnist-infer, reduced to one of two request
+// shapes: one image (bytes or decoded pixels) or a batch of them, plus the
+// id / label / sentAt / threshold that travel with it.
 import { ACCEPTED, InputError } from "../errors";
 import type { RawImage } from "../image/raw-image";
 
 export type ImageInput = { kind: "bytes"; bytes: Buffer } | { kind: "pixels"; image: RawImage };
 
-export interface Request {
-  image: ImageInput;
+interface RequestMeta {
   id?: string | number;
-  label?: number;
   sentAt?: number;
   /** This request's own "unsure below" confidence, overriding the node's. */
   threshold?: number;
 }
+
+export interface ImageRequest extends RequestMeta {
+  image: ImageInput;
+  label?: number;
+}
+
+/**
+ * `{"id", "images": [...], "labels"?: [...]}`: each item anything `image` takes.
+ * An item that cannot be read is its error, answered in its own slot.
+ */
+export interface BatchRequest extends RequestMeta {
+  images: Array<ImageInput | InputError>;
+  labels?: Array<number | undefined>;
+}
+
+export type Request = ImageRequest | BatchRequest;
 
 export interface RequestLimits {
   /** Largest encoded image or JSON text accepted, in bytes. */
   maxBytes: number;
   /** Largest width × height accepted (also for pixel arrays). */
   maxPixels: number;
+  /** Most images one batch request may carry. */
+  maxBatchImages: number;
 }
 
 /** Keys an envelope may carry; anything else is ignored rather than refused. */
@@ -26,6 +43,8 @@ interface Envelope {
   id?: unknown;
   label?: unknown;
   image?: unknown;
+  images?: unknown;
+  labels?: unknown;
   sentAt?: unknown;
   threshold?: unknown;
 }
@@ -85,6 +104,7 @@ function fromObject(value: Record<string, unknown>, fallback: Envelope, limits: 
     return withMeta({ kind: "pixels", image: pixelsFromObject(value, limits) }, fallback, fallback);
   }
   try {
+    if ("images" in value) return batchOf(value, fallback, limits);
     if (!("image" in value)) {
       throw new InputError("bad-envelope", `the object has no "image" field (keys: ${Object.keys(value).slice(0, 8).join(", ") || "none"}); ${ACCEPTED}`);
     }
@@ -109,22 +129,56 @@ function imageOf(image: unknown, limits: RequestLimits): ImageInput {
   throw new InputError("bad-envelope", `the envelope's "image" is ${image === null ? "null" : typeof image}; it must be a base64 string, a data: URL or a pixel array`);
 }
 
-function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): Request {
-  const request: Request = { image };
+function batchOf(value: Envelope, fallback: Envelope, limits: RequestLimits): BatchRequest {
+  const { images, labels } = value;
+  if (!Array.isArray(images)) throw new InputError("bad-envelope", `"images" must be an array of images (each anything "image" takes), not ${images === null ? "null" : typeof images}`);
+  if (images.length === 0) throw new InputError("empty", 'the batch request\'s "images" is empty');
+  if (images.length > limits.maxBatchImages) {
+    throw new InputError("too-large", `the batch request has ${images.length} images, over the limit of ${limits.maxBatchImages}; split it`);
+  }
+  if (labels !== undefined && labels !== null && (!Array.isArray(labels) || labels.length !== images.length)) {
+    throw new InputError("bad-label", `"labels" must be an array with one label (a digit 0–9, or null) per image: ${images.length}`);
+  }
+  const request: BatchRequest = { images: images.map((image) => itemOf(image, limits)) };
+  if (Array.isArray(labels)) request.labels = labels.map((label) => digitOf(label));
+  return { ...metaOf(value, fallback), ...request };
+}
+
+/** One image of a batch: read as `image` would be, or its error. */
+function itemOf(image: unknown, limits: RequestLimits): ImageInput | InputError {
+  try {
+    return imageOf(image, limits);
+  } catch (err) {
+    if (err instanceof InputError) return err;
+    throw err;
+  }
+}
+
+function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): ImageRequest {
+  const request: ImageRequest = { ...metaOf(source, fallback), image };
+  const label = digitOf(source.label ?? fallback.label);
+  if (label !== undefined) request.label = label;
+  return request;
+}
+
+/** A label: a digit 0–9 (or its text), or undefined when absent. */
+function digitOf(label: unknown): number | undefined {
+  if (label === undefined || label === null || label === "") return undefined;
+  const digit = typeof label === "string" ? Number(label.trim()) : label;
+  if (typeof digit !== "number" || !Number.isInteger(digit) || digit < 0 || digit > 9) {
+    throw new InputError("bad-label", `"label" must be a digit 0–9, got ${JSON.stringify(label).slice(0, 40)}`);
+  }
+  return digit;
+}
+
+function metaOf(source: Envelope, fallback: Envelope): RequestMeta {
+  const request: RequestMeta = {};
   const id = source.id ?? fallback.id;
   if (id !== undefined && id !== null) {
     if ((typeof id !== "string" && typeof id !== "number") || String(id).length > MAX_ID_LENGTH) {
       throw new InputError("bad-envelope", `"id" must be a string or number of at most ${MAX_ID_LENGTH} characters`);
     }
     request.id = id;
-  }
-  const label = source.label ?? fallback.label;
-  if (label !== undefined && label !== null && label !== "") {
-    const digit = typeof label === "string" ? Number(label.trim()) : label;
-    if (typeof digit !== "number" || !Number.isInteger(digit) || digit < 0 || digit > 9) {
-      throw new InputError("bad-label", `"label" must be a digit 0–9, got ${JSON.stringify(label).slice(0, 40)}`);
-    }
-    request.label = digit;
   }
   const sentAt = source.sentAt ?? fallback.sentAt;
   if (typeof sentAt === "number" && Number.isFinite(sentAt)) request.sentAt = sentAt;
