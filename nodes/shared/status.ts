@@ -34,10 +34,15 @@ const STATUS_INTERVAL_MS = 250;
 /**
  * Calls `show` at most every 250 ms, always once more after the last request,
  * so the status ends on the latest state without an update per message.
+ * `now()` shows at once (a change of state, not of a count) and restarts the 250 ms.
  */
-export function throttledStatus(show: () => void): { request(): void; cancel(): void } {
+export function throttledStatus(show: () => void): { request(): void; now(): void; cancel(): void } {
   let lastShownAt = 0;
   let timer: NodeJS.Timeout | undefined;
+  const cancel = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
   return {
     request() {
       if (timer) return;
@@ -47,10 +52,12 @@ export function throttledStatus(show: () => void): { request(): void; cancel(): 
         show();
       }, Math.max(0, lastShownAt + STATUS_INTERVAL_MS - Date.now()));
     },
-    cancel() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
+    now() {
+      cancel();
+      lastShownAt = Date.now();
+      show();
     },
+    cancel,
   };
 }
 
