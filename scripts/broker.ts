@@ -1,14 +1,17 @@
 // The one place that finds, probes and starts MQTT brokers, for `npm start`,
 // the tests and the benchmark. Mosquitto runs from a copy of
-// mosquitto/mosquitto.conf with its own port and data folder; aedes is the
-// embedded fallback for machines without Mosquitto.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+// mosquitto/mosquitto.conf with its own port and data folder, as a process of
+// mosquitto-process.ts; aedes is the embedded fallback for machines without Mosquitto.
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { connect } from "mqtt";
 import type { Aedes } from "aedes";
+import { brokerAccount, findMosquitto, installedMosquitto, mosquittoOverrideProblem, MosquittoProcess, removeOnExit } from "./mosquitto-process";
+
+// The benchmark looks for Mosquitto here.
+export { findMosquitto };
 
 export type BrokerKind = "mosquitto" | "aedes";
 
@@ -56,7 +59,6 @@ export interface StartMosquittoOptions {
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const SHIPPED_CONFIG = path.join(REPO_ROOT, "mosquitto", "mosquitto.conf");
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
-const LOG_LINES_KEPT = 200;
 
 /**
  * Whether an MQTT broker answers at `url` within `timeoutMs`. A broker that
@@ -88,30 +90,6 @@ export function probeBroker(url: string, timeoutMs = 2000): Promise<boolean> {
   });
 }
 
-/** Path of the mosquitto executable ($MOSQUITTO, then PATH and the sbin folders), or undefined. */
-export function findMosquitto(): string | undefined {
-  if (process.env.MOSQUITTO) return isExecutable(process.env.MOSQUITTO) ? process.env.MOSQUITTO : undefined;
-  // Debian installs it in /usr/sbin, which is not on a normal user's PATH.
-  return findExecutable("mosquitto", ["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"]);
-}
-
-/**
- * Why $MOSQUITTO cannot be run ("there is no such file", "it is a folder", "it
- * is not executable"), or undefined when it is unset or can be run.
- */
-export function mosquittoOverrideProblem(): string | undefined {
-  const given = process.env.MOSQUITTO;
-  if (!given) return undefined;
-  let stats: fs.Stats;
-  try {
-    stats = fs.statSync(given);
-  } catch {
-    return "there is no such file";
-  }
-  if (!stats.isFile()) return stats.isDirectory() ? "it is a folder" : "it is not a regular file";
-  return isExecutable(given) ? undefined : "it is not executable";
-}
-
 /** A port that was free on `host` a moment ago. */
 export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -141,7 +119,7 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
   const dataDir = options.dataDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), "mnist-mosquitto-")) : path.resolve(options.dataDir);
   const removeDataDir = options.dataDir === undefined ? removeOnExit(dataDir) : () => {};
   fs.mkdirSync(dataDir, { recursive: true });
-  const account = unprivilegedAccount(dataDir);
+  const account = brokerAccount(dataDir);
   const runAsRoot = account === undefined && process.getuid?.() === 0;
   // A free port can be taken between finding it and binding it: try another.
   const attempts = options.port ? 1 : 3;
@@ -151,10 +129,11 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
       const { text, host } = deriveConfig(template, source, port, dataDir, runAsRoot);
       const configPath = path.join(dataDir, "mosquitto.conf");
       fs.writeFileSync(configPath, text, { mode: 0o644 });
-      const mosquitto = new MosquittoProcess(executable, configPath, dataDir, account, options.logFile);
+      const mosquitto = new MosquittoProcess({ executable, configPath, cwd: dataDir, account, logFile: options.logFile });
       const url = `mqtt://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      const start = () => mosquitto.start(url, () => probeBroker(url, 1000), options.readyTimeoutMs ?? 10_000);
       try {
-        await mosquitto.start(url, options.readyTimeoutMs ?? 10_000);
+        await start();
       } catch (err) {
         if (attempt < attempts && /address already in use/i.test(mosquitto.log())) continue;
         throw err;
@@ -171,7 +150,7 @@ export async function startMosquitto(options: StartMosquittoOptions = {}): Promi
         log: () => mosquitto.log(),
         restart: async () => {
           await mosquitto.stop();
-          await mosquitto.start(url, options.readyTimeoutMs ?? 10_000);
+          await start();
         },
         stop: async () => {
           await mosquitto.stop();
@@ -298,7 +277,7 @@ export async function ensureBroker(options: EnsureBrokerOptions): Promise<Ensure
   const problem = mosquittoOverrideProblem();
   if (problem) {
     // A wrong $MOSQUITTO is not the same as no Mosquitto: say which path is wrong, and what else there is.
-    const installed = findExecutable("mosquitto", ["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"]);
+    const installed = installedMosquitto();
     const correct = problem === "it is not executable" ? `chmod +x ${process.env.MOSQUITTO}` : "correct the path";
     const fix = installed ? `${correct}, or unset MOSQUITTO to use ${installed}` : `${correct} (Mosquitto is not on PATH either; Debian: apt-get install mosquitto)`;
     say(`MOSQUITTO is set to ${process.env.MOSQUITTO}, but ${problem}: starting the embedded aedes broker instead. To use Mosquitto, ${fix}.`);
@@ -346,188 +325,4 @@ function deriveConfig(template: string, source: string, port: number, dataDir: s
   if (runAsRoot) lines.push("user root");
   const header = `# Generated by scripts/broker.ts from ${source} (port ${port}); edit that file instead.`;
   return { text: [header, ...lines, ""].join("\n"), host };
-}
-
-/** Every mosquitto this process started and temp folder it made, so none outlives it. */
-const running = new Set<ChildProcess>();
-const temporaryDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function cleanUpOnExit(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Only synchronous work is possible here. SIGTERM: Mosquitto exits cleanly
-  // (it fails to save into a removed temp folder, which is fine).
-  process.once("exit", () => {
-    for (const child of running) child.kill("SIGTERM");
-    for (const dir of temporaryDirs) fs.rmSync(dir, { recursive: true, force: true });
-  });
-}
-
-function killOnExit(child: ChildProcess): void {
-  running.add(child);
-  child.once("exit", () => running.delete(child));
-  cleanUpOnExit();
-}
-
-function removeOnExit(dir: string): () => void {
-  temporaryDirs.add(dir);
-  cleanUpOnExit();
-  return () => {
-    temporaryDirs.delete(dir);
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-}
-
-/** One mosquitto process at a time for a config, startable again after stop (for restart). */
-class MosquittoProcess {
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private readonly lines: string[] = [];
-
-  constructor(
-    private readonly executable: string,
-    private readonly configPath: string,
-    private readonly dataDir: string,
-    private readonly account: Account | undefined,
-    private readonly logFile: string | undefined,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  log(): string {
-    return this.lines.join("\n");
-  }
-
-  async start(url: string, readyTimeoutMs: number): Promise<void> {
-    const [command, args] = this.commandLine();
-    const child = spawn(command, args, { cwd: this.dataDir, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    this.child = child;
-    let exitCode: string | undefined;
-    this.exited = new Promise((resolve) => {
-      const ended = (how: string) => {
-        exitCode ??= how;
-        if (this.child === child) this.child = undefined;
-        resolve();
-      };
-      child.once("exit", (code, signal) => ended(signal ?? String(code)));
-      // Could not be spawned at all: there will be no "exit".
-      child.once("error", (err) => {
-        this.record(`could not run ${command}: ${err.message}`);
-        if (child.pid === undefined) ended("not started");
-      });
-    });
-    killOnExit(child);
-    const file = this.logFile ? fs.createWriteStream(this.logFile, { flags: "a" }) : undefined;
-    for (const stream of [child.stdout!, child.stderr!]) {
-      let partial = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk: string) => {
-        file?.write(chunk);
-        const parts = (partial + chunk).split("\n");
-        partial = parts.pop()!;
-        for (const line of parts) this.record(line);
-      });
-      (stream as unknown as net.Socket).unref?.();
-    }
-    child.once("exit", () => file?.end());
-    // Detached (own process group) so a Ctrl-C in the terminal reaches only the
-    // launcher, which stops Node-RED before the broker; and unref'd so a broker
-    // alone never keeps a test process alive.
-    child.unref();
-
-    const deadline = Date.now() + readyTimeoutMs;
-    while (Date.now() < deadline) {
-      if (exitCode !== undefined) throw new Error(`mosquitto exited (${exitCode}) before accepting connections at ${url}:\n${this.log()}`);
-      if (await probeBroker(url, 1000)) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    await this.stop();
-    throw new Error(`mosquitto did not accept connections at ${url} within ${readyTimeoutMs} ms:\n${this.log()}`);
-  }
-
-  /** SIGTERM (Mosquitto saves its database), SIGKILL after 5 s; resolves when it has exited. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return this.exited;
-    child.kill("SIGTERM");
-    // A ref'd timer keeps the event loop alive until the unref'd child has exited.
-    const escalate = setTimeout(() => child.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(escalate);
-  }
-
-  private record(line: string): void {
-    this.lines.push(line);
-    if (this.lines.length > LOG_LINES_KEPT) this.lines.shift();
-  }
-
-  /**
-   * setpriv (util-linux) execs mosquitto with a parent-death signal, so the
-   * broker stops even if this process is killed outright. As root it also
-   * switches to the broker account first: the death signal is cleared when a
-   * process changes its own user, as Mosquitto would do itself.
-   */
-  private commandLine(): [string, string[]] {
-    const direct: [string, string[]] = [this.executable, ["-c", this.configPath]];
-    const setpriv = setprivWithDeathSignal();
-    if (!setpriv) return direct;
-    const drop = this.account ? ["--reuid", String(this.account.uid), "--regid", String(this.account.gid), "--clear-groups"] : [];
-    return [setpriv, [...drop, "--pdeathsig", "TERM", this.executable, "-c", this.configPath]];
-  }
-}
-
-interface Account {
-  uid: number;
-  gid: number;
-}
-
-/**
- * As root: the `mosquitto` (else `nobody`) account, made owner of `dataDir`, to
- * run the broker as, if it can reach that folder (not so under a 0700 home or
- * temp folder); undefined to run as the current user.
- */
-function unprivilegedAccount(dataDir: string): Account | undefined {
-  const setpriv = setprivWithDeathSignal();
-  if (process.getuid?.() !== 0 || !setpriv) return undefined;
-  let passwd = "";
-  try {
-    passwd = fs.readFileSync("/etc/passwd", "utf8");
-  } catch {
-    return undefined;
-  }
-  const line = ["mosquitto", "nobody"].map((name) => passwd.split("\n").find((entry) => entry.startsWith(`${name}:`))).find(Boolean);
-  if (!line) return undefined;
-  const fields = line.split(":");
-  const account = { uid: Number(fields[2]), gid: Number(fields[3]) };
-  // Shallow: the config, mosquitto.db and log; a database left by a root-run broker must become readable.
-  for (const entry of [dataDir, ...fs.readdirSync(dataDir).map((name) => path.join(dataDir, name))]) fs.chownSync(entry, account.uid, account.gid);
-  const ids = ["--reuid", String(account.uid), "--regid", String(account.gid), "--clear-groups"];
-  const check = spawnSync(setpriv, [...ids, "test", "-w", dataDir, "-a", "-x", dataDir], { stdio: "ignore" });
-  return check.status === 0 ? account : undefined;
-}
-
-let setprivChecked: string | undefined | null = null;
-function setprivWithDeathSignal(): string | undefined {
-  if (setprivChecked !== null) return setprivChecked;
-  const setpriv = findExecutable("setpriv", ["/usr/bin", "/bin"]);
-  const help = setpriv ? spawnSync(setpriv, ["--help"], { encoding: "utf8" }).stdout ?? "" : "";
-  setprivChecked = help.includes("--pdeathsig") ? setpriv : undefined;
-  return setprivChecked;
-}
-
-function findExecutable(name: string, extraDirs: string[] = []): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean), ...extraDirs];
-  return dirs.map((dir) => path.join(dir, name)).find(isExecutable);
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
 }

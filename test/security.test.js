@@ -9,7 +9,8 @@ const os = require("os");
 const path = require("path");
 const mqtt = require("mqtt");
 const { startSecureMosquitto, generateSecureFiles, ROLES } = require("../dist/scripts/secure-broker.js");
-const { freePort, findMosquitto, REPO_ROOT } = require("../dist/scripts/broker.js");
+const { freePort, REPO_ROOT } = require("../dist/scripts/broker.js");
+const { findMosquitto } = require("../dist/scripts/mosquitto-process.js");
 const { prepareUserDir } = require("../dist/scripts/start.js");
 const { loadSamples } = require("./support/samples");
 

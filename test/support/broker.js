@@ -4,7 +4,8 @@
 "use strict";
 const path = require("path");
 const mqtt = require("mqtt");
-const { startMosquitto, startAedes, findMosquitto } = require("../../dist/scripts/broker.js");
+const { startMosquitto, startAedes } = require("../../dist/scripts/broker.js");
+const { findMosquitto } = require("../../dist/scripts/mosquitto-process.js");
 
 const NOT_IN_CI = "mosquitto is not installed, and CI must run the broker tests against it (apt-get install mosquitto, as .ci/run does)";
 let fallbackAnnounced = false;

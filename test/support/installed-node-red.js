@@ -7,6 +7,7 @@ const { once } = require("events");
 const fs = require("fs");
 const path = require("path");
 const { freePort, REPO_ROOT } = require("../../dist/scripts/broker.js");
+const { withDeathSignal } = require("../../dist/scripts/mosquitto-process.js");
 
 const REPO_RED_JS = path.join(REPO_ROOT, "node_modules", "node-red", "red.js");
 
@@ -26,7 +27,9 @@ function writeUserDirSettings(userDir, flow) {
  */
 async function startInstalledNodeRed({ userDir, redJs = REPO_RED_JS, nodeBinary = process.execPath, env = {} }) {
   const port = await freePort();
-  const child = spawn(nodeBinary, [redJs, "--userDir", userDir, "--settings", path.join(userDir, "settings.js"), "--port", String(port)], {
+  // Stops with the test process even if that is killed outright.
+  const [command, args] = withDeathSignal(nodeBinary, [redJs, "--userDir", userDir, "--settings", path.join(userDir, "settings.js"), "--port", String(port)]);
+  const child = spawn(command, args, {
     cwd: userDir,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

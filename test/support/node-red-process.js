@@ -1,28 +1,19 @@
 // A real Node-RED process running one of the shipped flows through the
 // `npm start` launcher, as a user (or a systemd unit) would run an instance.
 "use strict";
-const { spawn, spawnSync } = require("child_process");
+const { spawn } = require("child_process");
 const { once } = require("events");
 const fs = require("fs");
 const http = require("http");
 const os = require("os");
 const path = require("path");
 const { freePort, REPO_ROOT } = require("../../dist/scripts/broker.js");
+const { withDeathSignal } = require("../../dist/scripts/mosquitto-process.js");
 
 const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
 
 /** What an inference flow prints once it can answer: flows started, model loaded, broker connected. */
 const INFER_READY = [/Started flows/, /model \S+ loaded/, /Connected to broker/];
-
-let setprivPath;
-/** setpriv with --pdeathsig, so a Node-RED child stops even if the test process is killed outright. */
-function setpriv() {
-  if (setprivPath !== undefined) return setprivPath;
-  const found = ["/usr/bin/setpriv", "/bin/setpriv"].find((file) => fs.existsSync(file));
-  const help = found ? spawnSync(found, ["--help"], { encoding: "utf8" }).stdout || "" : "";
-  setprivPath = help.includes("--pdeathsig") ? found : null;
-  return setprivPath;
-}
 
 /** GET (or POST with a JSON body); resolves { status, body } or { status: undefined } on failure. */
 function request(url, { method = "GET", json, headers = {}, timeoutMs = 5000 } = {}) {
@@ -50,7 +41,8 @@ async function startNodeRed({ flow, mqttUrl, env = {}, ready = INFER_READY, read
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-nr-"));
   const port = await freePort();
   const args = [START, flow, "--external-broker"];
-  const [command, commandArgs] = setpriv() ? [setpriv(), ["--pdeathsig", "TERM", process.execPath, ...args]] : [process.execPath, args];
+  // Stops with the test process even if that is killed outright.
+  const [command, commandArgs] = withDeathSignal(process.execPath, args);
   const child = spawn(command, commandArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, PORT: String(port), MQTT_URL: mqttUrl, NODE_RED_USER_DIR: userDir, ...env },
