@@ -25,8 +25,6 @@ export interface Preprocessed {
   pixels: Float32Array;
   /** The input had a light background and was inverted. */
   inverted: boolean;
-  /** The input already was a 28×28 MNIST-style digit and was only re-centred. */
-  passthrough: boolean;
 }
 
 export function preprocess(image: RawImage): Preprocessed {
@@ -57,14 +55,15 @@ export function preprocess(image: RawImage): Preprocessed {
 
   const box = inkBox(grey, width, height);
   const longest = Math.max(box.right - box.left, box.bottom - box.top);
-  const passthrough = clean && !inverted && width === SIDE && height === SIDE && longest >= 16 && longest <= 22;
-  if (passthrough) return { pixels: centreByMass(grey, SIDE, SIDE), inverted, passthrough };
+  // Already a 28×28 MNIST-style digit: only re-centred.
+  const alreadyMnist = clean && !inverted && width === SIDE && height === SIDE && longest >= 16 && longest <= 22;
+  if (alreadyMnist) return { pixels: centreByMass(grey, SIDE, SIDE), inverted };
 
   const scale = BOX / longest;
   const outW = Math.max(1, Math.round((box.right - box.left) * scale));
   const outH = Math.max(1, Math.round((box.bottom - box.top) * scale));
   const fitted = resampleArea(grey, width, box, outW, outH);
-  return { pixels: centreByMass(fitted, outW, outH), inverted, passthrough };
+  return { pixels: centreByMass(fitted, outW, outH), inverted };
 }
 
 /** Luminance in 0–1. Transparent pixels take the colour that contrasts with the ink. */

@@ -5,13 +5,15 @@ import { EventEmitter } from "events";
 import * as path from "path";
 import { performance } from "perf_hooks";
 import { Worker } from "worker_threads";
-import type { Timings } from "../../shared/contract";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
 import { decodeForWorker, queuedSizeBound, type WorkerImage } from "../image/image-decoder";
 import type { FromWorker, ItemResult } from "./worker-protocol";
+import { toPrediction, type Prediction } from "./prediction";
+
+export type { Prediction };
 
 export type OverflowPolicy = "reject-newest" | "drop-oldest";
 
@@ -25,16 +27,6 @@ export interface ServiceOptions {
   overflow: OverflowPolicy;
   maxPixels: number;
   preview: boolean;
-}
-
-export interface Prediction {
-  digit: number;
-  confidence: number;
-  probabilities: number[];
-  inverted: boolean;
-  passthrough: boolean;
-  preview?: Buffer;
-  timings: Timings;
 }
 
 export type ServiceState = "loading" | "ready" | "failed" | "closed";
@@ -234,24 +226,7 @@ export class InferenceService extends EventEmitter {
         return;
       }
       this.stats.completed++;
-      const probabilities = Array.from(result.probabilities);
-      let digit = 0;
-      for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;
-      pending.resolve({
-        digit,
-        confidence: probabilities[digit],
-        probabilities,
-        inverted: result.inverted,
-        passthrough: result.passthrough,
-        preview: result.preview ? Buffer.from(result.preview) : undefined,
-        timings: {
-          preprocessMs: result.preprocessMs,
-          // Time waiting for the worker: everything but its own work on this batch.
-          queueMs: Math.max(0, now - pending.enqueuedAt - inferenceMs - result.preprocessMs),
-          inferenceMs,
-          batchSize: batch.length,
-        },
-      });
+      pending.resolve(toPrediction(result, now - pending.enqueuedAt, inferenceMs, batch.length));
     });
   }
 

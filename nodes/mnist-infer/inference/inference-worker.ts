@@ -62,7 +62,6 @@ async function runBatch(batchId: number, images: WorkerImage[], preview: boolean
         probabilities: new Float32Array(0),
         preprocessMs: performance.now() - started,
         inverted: prepared.inverted,
-        passthrough: prepared.passthrough,
         preview: preview ? toPreview(prepared.pixels) : undefined,
       };
     } catch (err) {

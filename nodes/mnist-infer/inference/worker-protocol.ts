@@ -15,7 +15,6 @@ export type ItemResult =
       probabilities: Float32Array;
       preprocessMs: number;
       inverted: boolean;
-      passthrough: boolean;
       /** The 28×28 input the model saw, as a greyscale PNG, when asked for. */
       preview?: Uint8Array;
     }
