@@ -1,11 +1,11 @@
 "use strict";
 // The two pieces that make "answered once, nothing dropped" work over MQTT,
 // with a hand-driven clock: DeliveryTracker (send again what mqtt out did not
-// publish) and RepeatFilter (answer a redelivered request once).
+// publish) and RepeatedRequests (a request sent again gets the first one's answer).
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { DeliveryTracker, MARK } = require("../dist/nodes/shared/delivery.js");
-const { RepeatFilter } = require("../dist/nodes/mnist-infer/request/repeats.js");
+const { RepeatedRequests } = require("../dist/nodes/mnist-infer/request/repeats.js");
 
 /** A tracker on a fake clock, and a record of what it sent again and reported. */
 function tracker(options = {}) {
@@ -174,34 +174,59 @@ describe("DeliveryTracker: what mqtt out dropped is sent again, and only that", 
   });
 });
 
-describe("RepeatFilter: a request delivered again is answered once", () => {
-  it("the same id with the same bytes within the window is a repeat; a new image under an old id is not", () => {
+describe("RepeatedRequests: a request sent again gets the first one's answer", () => {
+  /** Looks up (id, bytes); when it is new, remembers `answer` for it. Resolves with the earlier answer, or undefined. */
+  async function ask(cache, id, bytes, answer = Promise.resolve(`answer to ${id}`)) {
+    const { key, answer: earlier } = cache.earlier(id, bytes);
+    if (earlier) return earlier;
+    cache.remember(key, answer);
+    return undefined;
+  }
+
+  it("the same id with the same bytes within the window gets the first answer; a new image under an old id does not", async () => {
     let now = 0;
-    const filter = new RepeatFilter(60_000, 10_000, () => now);
+    const cache = new RepeatedRequests(60_000, 10_000, () => now);
     const png = Buffer.from("png bytes");
-    assert.equal(filter.isRepeat("a1", png), false);
-    assert.equal(filter.isRepeat("a1", Buffer.from("png bytes")), true);
-    assert.equal(filter.isRepeat("a1", Buffer.from("other bytes")), false, "a sender may reuse an id for a new image");
-    assert.equal(filter.isRepeat("a2", png), false, "another request with the same image");
-    assert.equal(filter.isRepeat(7, "{}"), false);
-    assert.equal(filter.isRepeat("7", "{}"), false, "a number id and a string id are different ids");
+    assert.equal(await ask(cache, "a1", png), undefined);
+    assert.equal(await ask(cache, "a1", Buffer.from("png bytes")), "answer to a1");
+    assert.equal(await ask(cache, "a1", Buffer.from("other bytes")), undefined, "a sender may reuse an id for a new image");
+    assert.equal(await ask(cache, "a2", png), undefined, "another request with the same image");
+    assert.equal(await ask(cache, 7, "{}"), undefined);
+    assert.equal(await ask(cache, "7", "{}"), "answer to 7", "ids are compared as text: 7 and \"7\" are one id");
     now = 59_999;
-    assert.equal(filter.isRepeat("a1", png), true);
+    assert.equal(await ask(cache, "a1", png), "answer to a1");
     now = 60_000;
-    assert.equal(filter.isRepeat("a1", png), false, "after the window it is a new request");
+    assert.equal(await ask(cache, "a1", png), undefined, "after the window it is a new request");
   });
 
-  it("remembers at most `capacity` requests", () => {
-    const filter = new RepeatFilter(60_000, 2, () => 0);
-    filter.isRepeat("a", "x");
-    filter.isRepeat("b", "x");
-    filter.isRepeat("c", "x");
-    assert.equal(filter.isRepeat("a", "x"), false, "the oldest was forgotten");
-    assert.equal(filter.isRepeat("c", "x"), true);
+  it("a repeat of a request still in flight waits for its answer", async () => {
+    const cache = new RepeatedRequests(60_000);
+    let answer;
+    await ask(cache, "slow", "x", new Promise((resolve) => (answer = resolve)));
+    const waiting = ask(cache, "slow", "x");
+    answer("late answer");
+    assert.equal(await waiting, "late answer");
+  });
+
+  it("forgets a request that failed, so a retry after an error reply is classified again", async () => {
+    const cache = new RepeatedRequests(60_000);
+    const failed = Promise.reject(new Error("queue-full"));
+    await ask(cache, "r1", "x", failed);
+    await failed.catch(() => {});
+    assert.equal(cache.earlier("r1", "x").answer, undefined);
+  });
+
+  it("remembers at most `capacity` requests", async () => {
+    const cache = new RepeatedRequests(60_000, 2, () => 0);
+    await ask(cache, "a", "x");
+    await ask(cache, "b", "x");
+    await ask(cache, "c", "x");
+    assert.equal(cache.earlier("a", "x").answer, undefined, "the oldest was forgotten");
+    assert.equal(await cache.earlier("c", "x").answer, "answer to c");
   });
 
   it("a window of 0 turns it off", () => {
-    assert.equal(new RepeatFilter(0).enabled, false);
-    assert.equal(new RepeatFilter(1000).enabled, true);
+    assert.equal(new RepeatedRequests(0).enabled, false);
+    assert.equal(new RepeatedRequests(1000).enabled, true);
   });
 });

@@ -374,12 +374,13 @@ describe("mnist-infer", () => {
     node.receive({ payload: samples[0].bytes, id: "r0", qos: 1 });
     node.receive({ payload: samples[0].bytes, id: "r0", qos: 1 });
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    assert.deepEqual(answers.map((m) => m.id), ["r0"], "the repeat is not answered a second time");
+    assert.deepEqual(answers.map((m) => m.id), ["r0", "r0"], "the repeat is answered too");
+    assert.deepEqual(answers[1].payload, answers[0].payload, "with the first one's answer, not a second classification");
     const res = await helper.request().get("/mnist-infer/n-infer/stats").expect(200);
     assert.equal(res.body.completed, 6);
     assert.equal(res.body.rejected, 5);
     assert.equal(res.body.badInput, 1);
-    assert.equal(res.body.repeatsIgnored, 1);
+    assert.equal(res.body.repeatsAnswered, 1);
     assert.equal(res.body.backlog, 0);
     assert.equal(res.body.delivery, null, "confirm delivery is off");
     assert.ok(!Number.isNaN(Date.parse(res.body.since)));
@@ -394,6 +395,29 @@ describe("mnist-infer", () => {
     assert.equal(status.text, "mnist-infer.status.model-failed");
     const node = helper.getNode("n-infer");
     await expectError(node, { payload: samples[0].bytes }, "model", /not found/);
+  });
+
+  it("classifies a retry after an error reply again: a request refused for a full queue and sent again gets its answer", async () => {
+    const node = await loadInfer({ queueSize: 1 });
+    await statusOf("n-infer", (s) => s.fill === "green");
+    const requests = samples.slice(0, 6).map((s, i) => ({ payload: s.bytes, id: `q${i}`, qos: 1 }));
+    const outcomes = new Map();
+    const all = new Promise((resolve) => {
+      const note = (kind) => (msg) => outcomes.set(msg.id, kind === "ok" ? "ok" : msg.error.code) && outcomes.size === requests.length && resolve();
+      helper.getNode("n-out").on("input", note("ok"));
+      helper.getNode("n-errors").on("input", note("error"));
+    });
+    requests.forEach((msg) => node.receive({ ...msg }));
+    await all;
+    helper.getNode("n-out").removeAllListeners("input");
+    helper.getNode("n-errors").removeAllListeners("input");
+    const refused = requests.filter((msg) => outcomes.get(msg.id) === "queue-full");
+    assert.ok(refused.length > 0, "a queue of 1 refuses some of 6 requests sent at once");
+    for (const msg of refused) {
+      const retry = await classify(node, { ...msg });
+      assert.ok(retry.ok, `the retry of ${msg.id} is answered, not met with silence or the old error`);
+      assert.equal(retry.ok.id, msg.id);
+    }
   });
 
   it("says a model path that is a folder is a folder, not that it does not exist", async () => {

@@ -13,7 +13,7 @@ import { sharpProblem } from "./image/image-decoder";
 import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
-import { RepeatFilter } from "./request/repeats";
+import { RepeatedRequests } from "./request/repeats";
 import { toBatchResult, toResult } from "./result";
 
 interface MnistInferDef extends NodeDef {
@@ -43,6 +43,12 @@ const DEFAULTS = {
   maxPixels: 24_000_000,
   repeatWindow: 60,
 };
+
+/** A request's answer: its result (with the image the model saw, when asked for), or its batch's reply. */
+interface Answer {
+  payload: InferResult | InferBatchResult;
+  preview?: Buffer;
+}
 
 /** Deployed nodes by id, for the edit dialog's counters and model panel (admin-api.ts). */
 const deployed = new Map<string, DeployedNode>();
@@ -79,8 +85,8 @@ export = function (RED: NodeAPI) {
     const repeatWindow = whole(config.repeatWindow, 0, DEFAULTS.repeatWindow);
     /** "Unsure below" set on the node; blank means the model card's own. */
     const threshold = fraction(config.threshold);
-    const repeats = new RepeatFilter(repeatWindow * 1000);
-    let repeatsIgnored = 0;
+    const repeats = new RepeatedRequests<Answer>(repeatWindow * 1000);
+    let repeatsAnswered = 0;
     /** Requests refused for what they were (not for a full queue, a missing model or a stop). */
     let badInput = 0;
     /** Requests mnist-infer failed on through a fault of its own. */
@@ -118,7 +124,7 @@ export = function (RED: NodeAPI) {
       backlogBytes: service.backlogBytes,
       badInput,
       faults,
-      repeatsIgnored,
+      repeatsAnswered,
       delivery: delivery?.stats ?? null,
     });
     deployed.set(node.id, { counters, service });
@@ -152,6 +158,15 @@ export = function (RED: NodeAPI) {
       showStatus(node, backlog > 0 ? "working" : "ready", `${said}${queued ? ` · ${queued}` : ""}`);
     });
 
+    /** What a request is answered with: its result (and preview), or its batch's reply. */
+    async function answerFor(request: Request): Promise<Answer> {
+      if ("images" in request) return { payload: await classifyBatch(request) };
+      const prediction = await service.classify(request.image);
+      const result = toResult(prediction, request, service, threshold);
+      latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
+      return { payload: result, preview: prediction.preview };
+    }
+
     /** Every image of a batch request, each through the queue like a request of its own; failures stay in their slots. */
     async function classifyBatch(request: BatchRequest): Promise<InferBatchResult> {
       const outcomes = await Promise.all(
@@ -180,23 +195,27 @@ export = function (RED: NodeAPI) {
       try {
         const value = RED.util.getMessageProperty(msg, property);
         request = parseRequest(value, { id: msg.id, label: msg.label, sentAt: msg.sentAt, threshold: msg.threshold }, limits);
-        if (repeats.enabled && request.id !== undefined && isRedeliverable(msg, value) && repeats.isRepeat(request.id, value)) {
-          repeatsIgnored++;
-          node.log(RED._("mnist-infer.log.repeat", { id: String(request.id), count: repeatsIgnored }));
-          done();
-          return;
-        }
         if (request.id !== undefined) msg.id = request.id;
-        if ("images" in request) {
-          RED.util.setMessageProperty(msg, output, await classifyBatch(request), true);
+        if (!("images" in request) && request.label !== undefined) msg.label = request.label;
+        let answer: Answer;
+        if (repeats.enabled && request.id !== undefined && isRedeliverable(msg, value)) {
+          // Sent again (a QoS 1 redelivery, a retry): the first's answer, given or on its way.
+          const earlier = repeats.earlier(request.id, value);
+          const given = earlier.answer && (await earlier.answer.catch(() => undefined));
+          if (given) {
+            repeatsAnswered++;
+            node.log(RED._("mnist-infer.log.repeat", { id: String(request.id), count: repeatsAnswered }));
+            answer = given;
+          } else {
+            const work = answerFor(request);
+            repeats.remember(earlier.key, work);
+            answer = await work;
+          }
         } else {
-          if (request.label !== undefined) msg.label = request.label;
-          const prediction = await service.classify(request.image);
-          const result = toResult(prediction, request, service, threshold);
-          latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
-          RED.util.setMessageProperty(msg, output, result, true);
-          if (prediction.preview) msg.preview = prediction.preview;
+          answer = await answerFor(request);
         }
+        RED.util.setMessageProperty(msg, output, answer.payload, true);
+        if (answer.preview) msg.preview = answer.preview;
         predictionStatus.request();
         delivery?.track(msg, (copy) => node.send(copy));
         send(msg);
