@@ -1,7 +1,9 @@
 // `npm run bench`: how fast node-red-contrib-mnist is, from each step alone to
-// the whole MQTT chain, on this machine, in about two minutes. Prints a table
-// with the targets of issue #4 beside the measurements, and writes everything
-// measured to bench-results/bench-<time>.json. All traffic stays on 127.0.0.1.
+// the whole MQTT chain, on this machine, in about five minutes (--quick: two).
+// Prints a table with the targets beside the measurements, and every figure as
+// a share of ONNX Runtime's own limit on this machine, measured in the same run
+// (issue #16); writes everything measured to bench-results/bench-<time>.json.
+// All traffic stays on 127.0.0.1.
 //
 //   1. ceilings: each step of the inference path alone, in this process
 //   2. the mnist-infer node alone in an embedded Node-RED runtime (no MQTT)
@@ -9,12 +11,14 @@
 //      flows/mnist-infer.json (started like `npm start`) → Mosquitto → generator
 //   4. scaling: one, then two Node-RED instances on flows/mnist-infer-shared.json
 //   5. stage 3 again with mnist-infer on the WebAssembly backend (onnxruntime-web)
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { findMosquitto, REPO_ROOT, startAedes, startMosquitto } from "./broker";
 import { BATCH_SIZES, measureCeilings } from "./bench/ceilings";
 import { endToEnd, scaling } from "./bench/end-to-end";
+import { measureLimits } from "./bench/limits";
 import { describeMachine } from "./bench/machine";
 import { runNodeAlone } from "./bench/node-alone";
 import { summariseProfiles } from "./bench/profile";
@@ -24,7 +28,9 @@ import { loadSamples } from "./bench/samples";
 
 const USAGE = `Usage: npm run bench [-- options]
 
-  --quick            shorter runs (about a minute): for trying things, not for the record
+  --quick            shorter runs (about two minutes): every share, but not for the record
+  --cores <n>        run pinned to the first n cores (taskset -c 0..n-1), Node-RED and Mosquitto
+                     included, as on a small board: --cores 1
   --seconds <n>      measured length of the sustained full-load run, after 30 s of warm-up
                      (default 60: its first and last 20% each span about a garbage-collection cycle)
   --window <n>       requests in flight in the closed-loop runs (default 300)
@@ -56,30 +62,53 @@ export function parseArgs(argv: string[]): BenchOptions | undefined {
     else if (arg === "--seconds") (options.seconds = positive(value())), (secondsGiven = true);
     else if (arg === "--window") options.window = positive(value());
     else if (arg === "--flow") options.flow = value();
+    else if (arg === "--cores") {
+      options.cores = positive(value());
+      if (options.cores > os.cpus().length) throw new Error(`--cores ${options.cores}: this machine has ${os.cpus().length}`);
+    }
     else if (arg === "--stages") {
       const stages = value().split(",").map((s) => Number(s.trim()));
       if (stages.some((s) => ![1, 2, 3, 4, 5].includes(s))) throw new Error(`--stages takes numbers 1 to 5, e.g. 1,3`);
       options.stages = new Set(stages);
     } else throw new Error(`unknown option ${arg}\n\n${USAGE}`);
   }
-  if (options.quick && !secondsGiven) options.seconds = 8;
+  if (options.quick && !secondsGiven) options.seconds = 10;
   if (options.window >= 1000) throw new Error("--window must stay under mnist-infer's queue of 1,000 requests, or the excess gets queue-full replies");
   return options;
+}
+
+/** Set in the re-executed benchmark: it already runs pinned. */
+const PINNED = "MNIST_BENCH_PINNED";
+
+/**
+ * --cores n: runs this benchmark again under `taskset -c 0..n-1`. The CPU
+ * affinity passes to every child (Node-RED, Mosquitto, the load generator, the
+ * worker threads), and os.availableParallelism() reports n in all of them, so
+ * the WebAssembly backend gets n threads as it would on such a machine.
+ */
+function pinnedRerun(cores: number, argv: string[]): number {
+  const list = cores === 1 ? "0" : `0-${cores - 1}`;
+  console.log(`Re-running pinned to ${cores} core${cores === 1 ? "" : "s"}: taskset -c ${list}`);
+  const run = spawnSync("taskset", ["-c", list, process.execPath, __filename, ...argv], { stdio: "inherit", env: { ...process.env, [PINNED]: String(cores) } });
+  if (run.error) throw new Error(`--cores needs taskset (util-linux): ${run.error.message}`);
+  return run.status ?? 1;
 }
 
 async function main(argv: string[]): Promise<void> {
   const options = parseArgs(argv);
   if (!options) return console.log(USAGE);
+  if (options.cores && process.env[PINNED] !== String(options.cores)) process.exit(pinnedRerun(options.cores, argv));
   const started = Date.now();
   const say = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}`);
   const machine = await describeMachine();
   const result: BenchResult = {
     startedAt: new Date(started).toISOString(),
     seconds: 0,
-    options: { quick: options.quick, seconds: options.seconds, window: options.window, stages: [...options.stages].sort(), flow: options.flow },
+    options: { quick: options.quick, seconds: options.seconds, window: options.window, stages: [...options.stages].sort(), flow: options.flow, cores: options.cores },
     machine,
     skipped: [],
   };
+  if (options.cores) say(`pinned to ${options.cores} of the machine's ${os.cpus().length} cores (taskset)`);
   say(`${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, Node-RED ${machine.nodeRed}, Mosquitto ${machine.mosquitto}`);
   if (machine.busyBefore > 0.2) {
     say(`note: ${(machine.busyBefore * 100).toFixed(0)}% of the CPUs were busy with other work before the run; expect lower numbers`);
@@ -87,6 +116,8 @@ async function main(argv: string[]): Promise<void> {
 
   const samples = loadSamples();
   const stepMs = options.quick ? 300 : 700;
+  say("limits: onnxruntime-node (batch 64, default threads) and onnxruntime-web (batch 32 and 64) alone");
+  result.limits = await measureLimits(samples, { ms: stepMs, repeats: 3 });
   say(options.stages.has(1) ? "stage 1: ceilings of each step, in this process" : "what the model answers for each sample, to check results against");
   // The references (what the model answers for each sample) are needed by stages 3 and 4 too.
   const ceilings = await measureCeilings(samples, { ms: options.stages.has(1) ? stepMs : 50, repeats: options.stages.has(1) ? 3 : 1 });
@@ -134,13 +165,17 @@ async function main(argv: string[]): Promise<void> {
     say(`stage 5: end to end as stage 3, with mnist-infer on the WebAssembly backend`);
     const broker = mosquitto ? await startMosquitto() : await startAedes();
     try {
-      // Its memory was measured in stage 3: a short warm-up is enough for throughput and latency.
-      result.wasmEndToEnd = await endToEnd(broker, ceilings.references, options, say, { backend: "wasm", warmupMs: options.quick ? 3000 : 10_000 });
+      // A shorter run than stage 3's (half its measured time): the WebAssembly backend's
+      // memory grows more slowly at its lower rate, and the whole run stays under six minutes.
+      const seconds = Math.max(options.quick ? 8 : 10, Math.round(options.seconds / 2));
+      result.wasmEndToEnd = await endToEnd(broker, ceilings.references, options, say, { backend: "wasm", warmupMs: options.quick ? 3000 : 10_000, measuredSeconds: seconds });
     } finally {
       await broker.stop();
     }
   }
 
+  say("limits again, at the end of the run");
+  result.limits.again = await measureLimits(samples, { ms: stepMs, repeats: 3 });
   result.seconds = (Date.now() - started) / 1000;
   const file = path.join(REPO_ROOT, "bench-results", `bench-${result.startedAt.replace(/[:.]/g, "-")}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });

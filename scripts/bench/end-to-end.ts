@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import type { BackendSetting } from "../../nodes/mnist-infer/inference/backends";
 import { REPO_ROOT, type Broker } from "../broker";
-import type { LoadMode, RunReport } from "./load-generator";
+import type { LoadMode, RunReport } from "./load-types";
 import { busyBetween, cpuTimes } from "./machine";
 import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, type NodeRedInstance } from "./processes";
 import type { BenchOptions, EndToEnd, RssReport, Scaling } from "./result";
@@ -13,6 +13,8 @@ import type { Reference } from "./samples";
 import { distribution } from "./stats";
 
 const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
+/** Images per batch request, and batch requests in flight: 16 × 32 = 512 images, under the node's queue of 1,000. */
+export const BATCH = { images: 32, window: 16 };
 
 /**
  * Stage 3 (and 5): a load generator → the broker → Node-RED running `flow` →
@@ -24,13 +26,23 @@ export async function endToEnd(
   references: Reference[],
   options: BenchOptions,
   say: (line: string) => void,
-  { profileDir, backend, warmupMs = options.quick ? 3000 : 30_000 }: { profileDir?: string; backend?: BackendSetting; warmupMs?: number } = {},
+  {
+    profileDir,
+    backend,
+    warmupMs = options.quick ? 10_000 : 30_000,
+    measuredSeconds = options.seconds,
+  }: { profileDir?: string; backend?: BackendSetting; warmupMs?: number; measuredSeconds?: number } = {},
 ): Promise<EndToEnd> {
   const flow = backend ? flowOnBackend(options.flow, backend) : options.flow;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const nodeRed = await startNodeRed(flow, broker.url, nodeArgs);
   const generator = await LoadGenerator.start({ url: broker.url, ...TOPICS, references });
   try {
+    // The first requests after the deploy, one at a time: is the first answered as fast as the hundredth?
+    const firstAfterDeploy = await generator.run({ name: "first", mode: { kind: "lone", count: 100, gapMs: 10 }, warmupMs: 0, durationMs: 0, drainMs: 2000 });
+    const [first, hundredth] = [firstAfterDeploy.sequence?.[0] ?? NaN, firstAfterDeploy.sequence?.[99] ?? NaN];
+    const median = firstAfterDeploy.latency.p50;
+    say(`  after the deploy: first request ${first.toFixed(2)} ms, hundredth ${hundredth.toFixed(2)} ms (median of the 100: ${median.toFixed(2)} ms)`);
     // Warm up (JIT, the worker, the sockets), then lone requests on an idle pipeline.
     await generator.run({ name: "warmup", mode: { kind: "window", window: options.window }, warmupMs: 0, durationMs: 2000, drainMs: 5000 });
     const idleEditor = new EditorWatcher(nodeRed.editor);
@@ -44,7 +56,7 @@ export async function endToEnd(
     const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
     // A long warm-up at full load: Node-RED's memory grows for its first half minute or so
     // (V8 sizing its heap, the first major collections), which is not what "flat" asks about.
-    const full = await generator.run({ name: "full", mode, warmupMs, durationMs: options.seconds * 1000, drainMs: 5000 });
+    const full = await generator.run({ name: "full", mode, warmupMs, durationMs: measuredSeconds * 1000, drainMs: 5000 });
     const seconds = (Date.now() - before.at) / 1000;
     const bench = process.cpuUsage(before.bench);
     const cores = {
@@ -54,7 +66,8 @@ export async function endToEnd(
       others: 0,
     };
     // Everything busy on the machine, less what this benchmark's processes used.
-    const machineCores = busyBetween(before.machine, cpuTimes()) * (os.availableParallelism?.() ?? os.cpus().length);
+    // All the machine's CPUs, not only those this run may use (taskset --cores).
+    const machineCores = busyBetween(before.machine, cpuTimes()) * os.cpus().length;
     cores.others = Math.max(0, machineCores - cores.nodeRed - cores.broker - cores.generator - (bench.user + bench.system) / 1e6 / seconds);
     const probes = (await editor.stop()).filter((p) => p.at >= full.measuredFrom && p.at <= full.measuredTo);
     rss.stop();
@@ -64,12 +77,30 @@ export async function endToEnd(
     const paced = await generator.run({ name: "paced", mode: { kind: "rate", rate: 200 }, warmupMs: 1000, durationMs: options.quick ? 3000 : 8000, drainMs: 2000 });
     say(`  200 requests/s: p50 ${paced.latency.p50.toFixed(2)} ms`);
 
+    // Batch requests of 32 images, closed loop: images/s, every item checked in its slot.
+    const batchBefore = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker) };
+    const batchRun = await generator.run({
+      name: "batch",
+      mode: { kind: "window", window: BATCH.window, batch: BATCH.images },
+      warmupMs: options.quick ? 2000 : 5000,
+      durationMs: options.quick ? 5000 : 15_000,
+      drainMs: 5000,
+    });
+    const batchSeconds = (Date.now() - batchBefore.at) / 1000;
+    const batch = {
+      run: batchRun,
+      cores: { nodeRed: (cpuSecondsOf(nodeRed.pid) - batchBefore.nodeRed) / batchSeconds, broker: (brokerCpu(broker) - batchBefore.broker) / batchSeconds },
+    };
+    say(`  batches of ${BATCH.images}: ${Math.round(batchRun.throughput)} images/s`);
+
     return {
       broker: broker.kind,
       flow: options.flow,
       backend: backend ?? "auto",
       window: options.window,
+      firstAfterDeploy: { first, hundredth, median, run: firstAfterDeploy },
       lone,
+      batch,
       full,
       paced,
       rss: rssReport(rss, full, hwm),

@@ -3,70 +3,24 @@
 // requests in JSON envelopes to the request topic, matches every result and
 // error reply to its request by id, and checks each result against what the
 // model answers for that image when idle, so a result carrying the wrong id
-// (a misattribution) is caught, not only a lost or doubled one.
+// (a misattribution) is caught, not only a lost or doubled one. In batch mode
+// it sends {"id","images":[...],"labels":[...]} and checks every item of the
+// one reply the same way, in its slot: order, loss, doubles, misattribution.
 import { performance } from "node:perf_hooks";
 import { connectAsync, type MqttClient } from "mqtt";
-import { envelope, loadSamples, type Reference, type Sample } from "./samples";
-import { distribution, type Distribution } from "./stats";
+import { emptyReport, type GeneratorCommand, type RunCommand, type RunReport, type SetupCommand } from "./load-types";
+import { batchEnvelope, envelope, loadSamples, type Sample } from "./samples";
+import { distribution } from "./stats";
 
-/**
- * How requests are sent:
- * - window: closed loop, `window` requests in flight; each answer releases the next.
- * - rate: open loop, `rate` requests per second on a clock, whatever the answers do.
- * - lone: one request at a time with a pause between, so the pipeline is idle for each.
- */
-export type LoadMode = { kind: "window"; window: number } | { kind: "rate"; rate: number } | { kind: "lone"; count: number; gapMs: number };
+export type { GeneratorCommand, LoadMode, RunCommand, RunReport, SetupCommand } from "./load-types";
 
-export interface RunCommand {
-  type: "run";
-  name: string;
-  mode: LoadMode;
-  /** Sent and checked, but not measured. */
-  warmupMs: number;
-  /** The measured part of the run (ignored for lone). */
-  durationMs: number;
-  /** How long to wait for outstanding answers after the last request. */
-  drainMs: number;
-}
-
-export interface SetupCommand {
-  type: "setup";
-  url: string;
-  requestTopic: string;
-  resultTopic: string;
-  errorTopic: string;
-  references: Reference[];
-}
-
-export type GeneratorCommand = SetupCommand | RunCommand | { type: "exit" };
-
-export interface RunReport {
-  name: string;
-  mode: LoadMode;
-  /** Wall-clock (Date.now) bounds of the measured part, to line up RSS and editor samples. */
-  measuredFrom: number;
-  measuredTo: number;
-  sent: number;
-  /** Results (not error replies) per second during the measured part. */
-  throughput: number;
-  /** publish → result, ms, for results received during the measured part. */
-  latency: Distribution;
-  results: number;
-  errorReplies: Record<string, number>;
-  /** Requests never answered by the end of the drain. */
-  lost: number;
-  /** Answers beyond the first for one request. */
-  duplicated: number;
-  /** Results whose id names another request than the one they answer, or no request of this run. */
-  misattributed: number;
-  /** Results for requests of an earlier run (answered after that run gave up on them). */
-  late: number;
-  /** Results whose digit equals the request's label. */
-  correct: number;
-  meanBatch: number;
-  /** CPU time of this generator process during the measured part, in cores. */
-  generatorCores: number;
-  examples: string[];
+/** One image's answer, alone or as an item of a batch reply. */
+interface Answer {
+  digit?: number;
+  confidence?: number;
+  label?: number;
+  error?: { code?: string };
+  timings?: { batchSize?: number };
 }
 
 const REQUEST_STATE = { unsent: 0, pending: 1, answered: 2 } as const;
@@ -108,6 +62,7 @@ class Generator {
 class ActiveRun {
   private states = new Uint8Array(1 << 16);
   private sentAt = new Float64Array(1 << 16);
+  private answeredAt = new Float64Array(1 << 16);
   private sent = 0;
   private outstanding = 0;
   private publishing = true;
@@ -117,6 +72,9 @@ class ActiveRun {
   private readonly report: RunReport;
   private batchSum = 0;
   private onAnswered?: () => void;
+  /** Images per request. */
+  private readonly batch: number;
+  private readonly sequence: number[] = [];
 
   constructor(
     private readonly tag: string,
@@ -125,25 +83,8 @@ class ActiveRun {
     private readonly setup: SetupCommand,
     private readonly publish: (payload: string) => void,
   ) {
-    this.report = {
-      name: command.name,
-      mode: command.mode,
-      measuredFrom: 0,
-      measuredTo: 0,
-      sent: 0,
-      throughput: 0,
-      latency: distribution([]),
-      results: 0,
-      errorReplies: {},
-      lost: 0,
-      duplicated: 0,
-      misattributed: 0,
-      late: 0,
-      correct: 0,
-      meanBatch: 0,
-      generatorCores: 0,
-      examples: [],
-    };
+    this.report = emptyReport(command.name, command.mode);
+    this.batch = this.report.batch;
   }
 
   async execute(): Promise<RunReport> {
@@ -169,8 +110,10 @@ class ActiveRun {
       startMeasuring();
       for (let i = 0; i < mode.count; i++) {
         const answered = new Promise<void>((resolve) => (this.onAnswered = resolve));
+        const seq = this.sent;
         this.send();
         await Promise.race([answered, sleep(2000)]);
+        this.sequence.push(this.states[seq] === REQUEST_STATE.answered ? this.answeredAt[seq] - this.sentAt[seq] : NaN);
         await sleep(mode.gapMs);
       }
       stopMeasuring();
@@ -204,7 +147,8 @@ class ActiveRun {
     const drainUntil = performance.now() + drainMs;
     while (this.outstanding > 0 && performance.now() < drainUntil) await sleep(20);
     this.report.sent = this.sent;
-    this.report.lost = this.outstanding;
+    this.report.lost += this.outstanding * this.batch;
+    if (mode.kind === "lone") this.report.sequence = this.sequence;
     this.report.latency = distribution(this.latencies);
     this.report.meanBatch = this.report.results > 0 ? this.batchSum / this.report.results : 0;
     return this.report;
@@ -217,7 +161,8 @@ class ActiveRun {
     this.states[seq] = REQUEST_STATE.pending;
     this.outstanding++;
     this.sentAt[seq] = performance.now();
-    this.publish(envelope(`${this.tag}-${seq}`, sample, Date.now()));
+    const id = `${this.tag}-${seq}`;
+    this.publish(this.batch > 1 ? batchEnvelope(id, this.samples, seq * this.batch, this.batch, Date.now()) : envelope(id, sample, Date.now()));
   }
 
   private grow(): void {
@@ -225,13 +170,16 @@ class ActiveRun {
     states.set(this.states);
     const sentAt = new Float64Array(this.sentAt.length * 2);
     sentAt.set(this.sentAt);
+    const answeredAt = new Float64Array(this.answeredAt.length * 2);
+    answeredAt.set(this.answeredAt);
     this.states = states;
     this.sentAt = sentAt;
+    this.answeredAt = answeredAt;
   }
 
   onAnswer(topic: string, payload: Buffer): void {
     const now = performance.now();
-    let answer: { id?: unknown; digit?: number; confidence?: number; label?: number; error?: { code?: string }; timings?: { batchSize?: number } };
+    let answer: Answer & { id?: unknown; results?: unknown };
     try {
       answer = JSON.parse(payload.toString("utf8"));
     } catch {
@@ -241,7 +189,7 @@ class ActiveRun {
     const dash = id.lastIndexOf("-");
     const seq = Number(id.slice(dash + 1));
     if (id.slice(0, dash) !== this.tag) {
-      if (dash > 0) this.report.late++;
+      if (dash > 0) this.report.late += this.batch;
       else this.misattribute(`an answer on ${topic} carries no request id (${String(answer.id).slice(0, 40)})`);
       return;
     }
@@ -249,36 +197,58 @@ class ActiveRun {
       return this.misattribute(`an answer names request ${id}, which was never sent`);
     }
     if (this.states[seq] === REQUEST_STATE.answered) {
-      this.report.duplicated++;
+      this.report.duplicated += this.batch;
       if (this.report.examples.length < 5) this.report.examples.push(`request ${id} was answered twice`);
       return;
     }
     this.states[seq] = REQUEST_STATE.answered;
+    this.answeredAt[seq] = now;
     this.outstanding--;
 
+    let answered = 0;
     if (topic === this.setup.errorTopic || answer.error) {
-      const code = answer.error?.code ?? "unknown";
-      this.report.errorReplies[code] = (this.report.errorReplies[code] ?? 0) + 1;
+      this.countError(answer.error?.code, this.batch);
+    } else if (this.batch === 1) {
+      answered = this.check(id, answer, seq);
     } else {
-      const index = seq % this.samples.length;
-      const sample = this.samples[index];
-      const reference = this.setup.references[index];
-      const sameImage = answer.digit === reference.digit && Math.abs((answer.confidence ?? -1) - reference.confidence) < 1e-3;
-      if (answer.label !== sample.label || !sameImage) {
-        this.misattribute(
-          `request ${id} (${sample.file}, label ${sample.label}, model says ${reference.digit} at ${reference.confidence.toFixed(4)}) ` +
-            `got digit ${answer.digit} at ${answer.confidence?.toFixed(4)} with label ${answer.label}`,
-        );
-      }
-      this.report.results++;
-      if (answer.digit === sample.label) this.report.correct++;
-      this.batchSum += answer.timings?.batchSize ?? 0;
-      if (this.measuring) {
-        this.measuredResults++;
-        this.latencies.push(now - this.sentAt[seq]);
+      // A batch reply: one item per image, in the order of the images.
+      const items = Array.isArray(answer.results) ? (answer.results as Answer[]) : [];
+      if (items.length !== this.batch) this.misattribute(`batch ${id} of ${this.batch} images got ${Array.isArray(answer.results) ? items.length : "no"} results`);
+      if (items.length < this.batch) this.report.lost += this.batch - items.length;
+      for (let k = 0; k < Math.min(items.length, this.batch); k++) {
+        const item = items[k];
+        if (item?.error) this.countError(item.error.code, 1);
+        else answered += this.check(`${id} item ${k}`, item ?? {}, seq * this.batch + k);
       }
     }
+    if (this.measuring && answered > 0) {
+      this.measuredResults += answered;
+      this.latencies.push(now - this.sentAt[seq]);
+    }
     this.onAnswered?.();
+  }
+
+  /** One image's result against what the model answers for the image sent in that place; 1 if it is a result. */
+  private check(what: string, answer: Answer, image: number): number {
+    const index = image % this.samples.length;
+    const sample = this.samples[index];
+    const reference = this.setup.references[index];
+    const sameImage = answer.digit === reference.digit && Math.abs((answer.confidence ?? -1) - reference.confidence) < 1e-3;
+    if (answer.label !== sample.label || !sameImage) {
+      this.misattribute(
+        `request ${what} (${sample.file}, label ${sample.label}, model says ${reference.digit} at ${reference.confidence.toFixed(4)}) ` +
+          `got digit ${answer.digit} at ${answer.confidence?.toFixed(4)} with label ${answer.label}`,
+      );
+    }
+    this.report.results++;
+    if (answer.digit === sample.label) this.report.correct++;
+    this.batchSum += answer.timings?.batchSize ?? 0;
+    return 1;
+  }
+
+  private countError(code: string | undefined, images: number): void {
+    const key = code ?? "unknown";
+    this.report.errorReplies[key] = (this.report.errorReplies[key] ?? 0) + images;
   }
 
   private misattribute(example: string): void {

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { freePort, REPO_ROOT } from "../broker";
-import type { GeneratorCommand, RunCommand, RunReport, SetupCommand } from "./load-generator";
+import type { GeneratorCommand, RunCommand, RunReport, SetupCommand } from "./load-types";
 
 const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
 

@@ -1,12 +1,13 @@
 // The benchmark's table: each measurement beside its target from issue #4,
 // with ✔ / ✘ where there is one. docs/performance.md explains every row.
 import type { BenchResult, EndToEnd } from "./result";
-import type { RunReport } from "./load-generator";
+import { format, mb, mbRange, micros, ms, pct, rate, signed, type Row } from "./format";
+import type { RunReport } from "./load-types";
+import { shareRows } from "./shares";
 
 const ORIGINAL_LOW = 400;
 const ORIGINAL_HIGH = 600;
 
-type Row = [label: string, value: string, target?: string, met?: boolean];
 
 export function printReport(result: BenchResult, batchSizes: number[]): void {
   const rows: Array<Row | string> = [];
@@ -14,8 +15,11 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
   rows.push(
     `Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB.toFixed(0)} GiB; Node ${machine.node}; ` +
       `Node-RED ${machine.nodeRed}; onnxruntime-node ${machine.onnxruntime}; Mosquitto ${machine.mosquitto}; ` +
-      `other load before the run ${(machine.busyBefore * 100).toFixed(0)}% of the CPUs`,
+      `other load before the run ${(machine.busyBefore * 100).toFixed(0)}% of the CPUs (load average ${machine.loadAverage.map((l) => l.toFixed(1)).join(" ")})`,
   );
+  if (result.options.cores) {
+    rows.push(`Pinned to ${result.options.cores} core${result.options.cores === 1 ? "" : "s"} (taskset -c ${cpuList(result.options.cores)}): the benchmark, Node-RED and Mosquitto all ran on ${result.options.cores === 1 ? "it" : "them"}, as on a small board`);
+  }
 
   const c = result.ceilings;
   if (c) {
@@ -37,7 +41,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push([`throughput (${n.window} in flight, mean batch ${n.meanBatch.toFixed(1)})`, rate(n.throughput)]);
     if (c) {
       const ratio = n.throughput / c.inference[32];
-      rows.push(["  ÷ inference ceiling at batch 32", pct(ratio), "≥ 50%", ratio >= 0.5]);
+      rows.push(["  ÷ inference ceiling at batch 32 (one thread)", pct(ratio)]);
       rows.push(["  ÷ worker ceiling at batch 32", pct(n.throughput / c.worker32)]);
     }
     rows.push(["error replies", String(n.errors), "0", n.errors === 0]);
@@ -54,7 +58,8 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["latency at full load, p50 / p99", `${ms(e.full.latency.p50)} / ${ms(e.full.latency.p99)}`]);
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(e.paced.latency.p50)} / ${ms(e.paced.latency.p99)}`, "p50 ≤ 5 ms", e.paced.latency.p50 <= 5]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(e.lone.latency.p50)} / ${ms(e.lone.latency.p99)}`]);
-    const runs = [e.lone, e.full, e.paced];
+    rows.push(...firstAndBatch(e));
+    const runs = [e.firstAfterDeploy.run, e.lone, e.full, e.paced, e.batch.run];
     rows.push(integrity(runs));
     rows.push(["error replies (all runs)", errorText(runs)]);
     rows.push(["accuracy of the results (digit = label)", `${((100 * sum(runs, (r) => r.correct)) / Math.max(1, sum(runs, (r) => r.results))).toFixed(1)}%`]);
@@ -62,7 +67,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     const { rss } = e;
     rows.push([
       "Node-RED RSS, mean of first → last 20%",
-      `${mb(rss.first.mean)} → ${mb(rss.last.mean)} (${rss.change >= 0 ? "+" : ""}${pct(rss.change)})`,
+      `${mb(rss.first.mean)} → ${mb(rss.last.mean)} (${signed(rss.change)})`,
       "flat, ±10%",
       Math.abs(rss.change) <= 0.1,
     ]);
@@ -88,8 +93,11 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push([`  × the original chain (${ORIGINAL_LOW}–${ORIGINAL_HIGH} images/s)`, `${(w.full.throughput / ORIGINAL_HIGH).toFixed(1)}–${(w.full.throughput / ORIGINAL_LOW).toFixed(1)}×`]);
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(w.paced.latency.p50)} / ${ms(w.paced.latency.p99)}`]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(w.lone.latency.p50)} / ${ms(w.lone.latency.p99)}`]);
-    rows.push(integrity([w.lone, w.full, w.paced]));
-    rows.push(["error replies (all runs)", errorText([w.lone, w.full, w.paced])]);
+    rows.push(...firstAndBatch(w));
+    const wasmRuns = [w.firstAfterDeploy.run, w.lone, w.full, w.paced, w.batch.run];
+    rows.push(integrity(wasmRuns));
+    rows.push(["error replies (all runs)", errorText(wasmRuns)]);
+    rows.push(["Node-RED RSS, mean of first → last 20%", `${mb(w.rss.first.mean)} → ${mb(w.rss.last.mean)} (${signed(w.rss.change)})`, "flat, ±10%", Math.abs(w.rss.change) <= 0.1]);
     rows.push(["CPU per result: Node-RED / broker", `${micros(w.cores.nodeRed / w.full.throughput)} / ${micros(w.cores.broker / w.full.throughput)}`]);
     if (e) rows.push(...sideBySide(e, w));
   }
@@ -105,16 +113,32 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["  CPU cores of each instance", s.coresPerInstance.map((x) => x.toFixed(2)).join(" + ")]);
     rows.push(integrity([s.one, s.two]));
   }
+  rows.push(...shareRows(result));
   for (const skipped of result.skipped) rows.push(`skipped: ${skipped}`);
 
   for (const line of format(rows)) console.log(line);
   if (e?.profile?.length) printProfile(e.profile);
 }
 
+/** The first request after the deploy against the hundredth, and the batch-request run. */
+function firstAndBatch(e: EndToEnd): Row[] {
+  const b = e.batch.run;
+  return [
+    ["first request after the deploy / the hundredth (median of 100)", `${ms(e.firstAfterDeploy.first)} / ${ms(e.firstAfterDeploy.hundredth)} (${ms(e.firstAfterDeploy.median)})`],
+    [`batches of ${b.batch}, ${(b.mode as { window: number }).window} in flight: images/s`, rate(b.throughput)],
+    ["  latency of a whole batch reply, p50 / p99", `${ms(b.latency.p50)} / ${ms(b.latency.p99)}`],
+    ["  CPU per image: Node-RED / broker", `${micros(e.batch.cores.nodeRed / b.throughput)} / ${micros(e.batch.cores.broker / b.throughput)}`],
+  ];
+}
+
+function cpuList(cores: number): string {
+  return cores === 1 ? "0" : `0-${cores - 1}`;
+}
+
 /** The two backends' end-to-end figures on one line each: images/s, p50 at 200/s, CPU per image. */
 function sideBySide(native: EndToEnd, wasm: EndToEnd): Row[] {
   const line = (e: EndToEnd): string =>
-    `${rate(e.full.throughput)}, p50 ${ms(e.paced.latency.p50)}, ${micros(e.cores.nodeRed / e.full.throughput)} CPU/image`;
+    `${rate(e.full.throughput)} (batches ${rate(e.batch.run.throughput)}), p50 ${ms(e.paced.latency.p50)}, ${micros(e.cores.nodeRed / e.full.throughput)} CPU/image`;
   return [
     ["backends side by side: native (stage 3)", line(native)],
     ["                       WebAssembly (stage 5)", line(wasm)],
@@ -146,22 +170,4 @@ function printProfile(threads: NonNullable<NonNullable<BenchResult["endToEnd"]>[
   }
 }
 
-function format(rows: Array<Row | string>): string[] {
-  const table = rows.filter((r): r is Row => typeof r !== "string");
-  const w0 = Math.max(...table.map((r) => r[0].length));
-  const w1 = Math.max(...table.map((r) => r[1].length));
-  return rows.map((row) => {
-    if (typeof row === "string") return `\n${row}`;
-    const [label, value, target, met] = row;
-    const mark = target === undefined ? "" : `  ${met ? "✔" : "✘"} target ${target}`;
-    return `  ${label.padEnd(w0)}  ${value.padStart(w1)}${mark}`;
-  });
-}
-
 const sum = (runs: RunReport[], pick: (r: RunReport) => number) => runs.reduce((total, r) => total + pick(r), 0);
-const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")}/s`;
-const pct = (v: number) => `${(v * 100).toFixed(Math.abs(v) < 0.1 ? 1 : 0)}%`;
-const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
-const micros = (seconds: number) => `${(seconds * 1e6).toFixed(0)} µs`;
-const mb = (v: number) => `${(v / 2 ** 20).toFixed(0)} MB`;
-const mbRange = (w: { low: number; high: number }) => `${(w.low / 2 ** 20).toFixed(0)}–${mb(w.high)}`;

@@ -1,7 +1,8 @@
 // What `npm run bench` measures, as data: written to bench-results/*.json and
 // read by the report. Kept apart so the stages and the report import no cycle.
 import type { Ceilings } from "./ceilings";
-import type { RunReport } from "./load-generator";
+import type { Limits } from "./limits";
+import type { RunReport } from "./load-types";
 import type { Machine } from "./machine";
 import type { NodeAloneReport } from "./node-alone";
 import type { ThreadProfile } from "./profile";
@@ -14,6 +15,8 @@ export interface BenchOptions {
   stages: Set<number>;
   profile: boolean;
   flow: string;
+  /** Run pinned to this many cores (taskset -c 0..n-1), or undefined for all of them. */
+  cores?: number;
 }
 
 export interface EndToEnd {
@@ -22,7 +25,11 @@ export interface EndToEnd {
   /** The backend setting mnist-infer ran with ("auto" is the flow as shipped). */
   backend: string;
   window: number;
+  /** The first 100 requests after the deploy, one at a time: the first's, the hundredth's and the median latency, ms. */
+  firstAfterDeploy: { first: number; hundredth: number; median: number; run: RunReport };
   lone: RunReport;
+  /** Batch requests (BATCH in end-to-end.ts), closed loop; CPU during that run, in cores. */
+  batch: { run: RunReport; cores: { nodeRed: number; broker: number } };
   full: RunReport;
   paced: RunReport;
   rss: RssReport;
@@ -57,8 +64,10 @@ export interface Scaling {
 export interface BenchResult {
   startedAt: string;
   seconds: number;
-  options: { quick: boolean; seconds: number; window: number; stages: number[]; flow: string };
+  options: { quick: boolean; seconds: number; window: number; stages: number[]; flow: string; cores?: number };
   machine: Machine;
+  /** What ONNX Runtime alone does with the shipped model: every share is of these. */
+  limits?: Limits;
   ceilings?: Omit<Ceilings, "references">;
   nodeAlone?: NodeAloneReport;
   endToEnd?: EndToEnd;

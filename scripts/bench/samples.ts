@@ -34,3 +34,15 @@ export function loadSamples(): Sample[] {
 export function envelope(id: string, sample: Sample, sentAt: number): string {
   return `{"id":"${id}","label":${sample.label},"sentAt":${sentAt},"image":"${sample.base64}"}`;
 }
+
+/** A batch request of the MQTT contract: `count` samples from `first` on (wrapping), labelled. */
+export function batchEnvelope(id: string, samples: Sample[], first: number, count: number, sentAt: number): string {
+  const images: string[] = [];
+  const labels: number[] = [];
+  for (let k = 0; k < count; k++) {
+    const sample = samples[(first + k) % samples.length];
+    images.push(`"${sample.base64}"`);
+    labels.push(sample.label);
+  }
+  return `{"id":"${id}","labels":[${labels.join(",")}],"sentAt":${sentAt},"images":[${images.join(",")}]}`;
+}
