@@ -1,13 +1,11 @@
 // The edit dialog's side of mnist-infer on Node-RED's admin API: a deployed
 // node's counters, and what a model file takes and returns before a deploy.
-import { promises as fs } from "fs";
-import * as path from "path";
 import type * as express from "express";
 import type { NodeAPI } from "node-red";
-import { BUNDLED_MODEL } from "../shared/package-paths";
 import { BackendError, backendSetting, type BackendSetting } from "./inference/backends";
-import { Classifier, ModelError } from "./inference/classifier";
+import { Classifier, ModelError, type ModelErrorCode } from "./inference/classifier";
 import type { InferenceService } from "./inference/inference-service";
+import { locateModel, type LocatedModel } from "./inference/model-file";
 
 /** A deployed node's counters since it started. */
 export type Counters = () => Record<string, unknown>;
@@ -39,22 +37,35 @@ export function registerAdminApi(RED: NodeAPI, deployedNode: (id: string) => Dep
 /** Model-card fields the dialog shows; the rest of the card (held-out indices, …) stays on disk. */
 const CARD_FIGURES = ["version", "heldOutAccuracy", "heldOutCorrect", "heldOutCount", "unsureBelow", "heldOutFlagged", "trainCount", "epochs", "parameters", "opset", "framework"];
 
+/** The HTTP status of each reason a model cannot be used. */
+const REFUSED_WITH: Record<ModelErrorCode, number> = {
+  "not-onnx": 400,
+  "not-found": 404,
+  "not-readable": 403,
+  "not-a-file": 400,
+  "not-allowed": 403,
+  "too-large": 413,
+  "invalid-model": 422,
+};
+
 /**
  * The answer to GET /mnist-infer/model-info?model=<path>: an empty path is the
- * bundled model, a relative one is relative to the user directory, and only
- * `.onnx` files are opened. Errors carry a code the editor translates.
+ * bundled model, a relative one is relative to the user directory; only
+ * `.onnx` files in the places models may be read from are opened (model-file.ts),
+ * and answers name the file as it was given, never by its absolute path.
+ * Errors carry a code the editor translates.
  */
 async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetting, live?: InferenceService): Promise<{ status: number; body: unknown }> {
   const refuse = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
-  const model = typeof given === "string" ? given.trim() : "";
   if (typeof given !== "string" && given !== undefined) return refuse(400, "bad-request", "model must be one path");
-  if (model && path.extname(model).toLowerCase() !== ".onnx") return refuse(400, "not-onnx", `${model} is not an .onnx file`);
-  const file = model ? path.resolve(RED.settings.userDir ?? process.cwd(), model) : BUNDLED_MODEL;
-  const stat = await fs.stat(file).catch((err: NodeJS.ErrnoException) => err);
-  if (stat instanceof Error) {
-    return stat.code === "ENOENT" ? refuse(404, "not-found", `${file} does not exist`) : refuse(403, "not-readable", `${file} cannot be read (${stat.code})`);
+  let located: LocatedModel;
+  try {
+    located = locateModel(given, { userDir: RED.settings.userDir ?? process.cwd(), extraDirs: (RED.settings as { mnistInferModelDirs?: unknown }).mnistInferModelDirs });
+  } catch (err) {
+    if (err instanceof ModelError) return refuse(REFUSED_WITH[err.code], err.code, err.message);
+    throw err;
   }
-  if (!stat.isFile()) return refuse(400, "not-a-file", `${file} is not a file`);
+  const { file } = located;
 
   let classifier: Classifier | undefined;
   try {
@@ -69,8 +80,8 @@ async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetti
     return {
       status: 200,
       body: {
-        bundled: !model,
-        file,
+        bundled: located.bundled,
+        file: located.shown,
         name: info.name,
         sha256: info.sha256,
         bytes: info.bytes,
@@ -82,7 +93,7 @@ async function describeModel(RED: NodeAPI, given: unknown, backend: BackendSetti
       },
     };
   } catch (err) {
-    if (err instanceof ModelError) return refuse(422, "invalid-model", err.message);
+    if (err instanceof ModelError) return refuse(REFUSED_WITH[err.code], err.code, err.message);
     if (err instanceof BackendError) return refuse(422, "backend", err.message);
     throw err;
   } finally {

@@ -5,13 +5,14 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { nodeDeliveryTracker } from "../shared/delivery";
 import { fraction, whole } from "../shared/config-values";
 import type { BatchItem, InferBatchResult, InferResult } from "../shared/contract";
-import { BUNDLED_MODEL } from "../shared/package-paths";
 import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
 import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
 import { InputError, internalFailure } from "./errors";
 import { sharpProblem } from "./image/image-decoder";
 import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
+import { ModelError } from "./inference/classifier";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
+import { locateModel, type LocatedModel } from "./inference/model-file";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatedRequests } from "./request/repeats";
 import { toBatchResult, toResult } from "./result";
@@ -65,9 +66,11 @@ export = function (RED: NodeAPI) {
       maxPixels: whole(config.maxPixels, 1, DEFAULTS.maxPixels),
       maxBatchImages: whole(config.maxBatchImages, 1, DEFAULTS.maxBatchImages),
     };
-    const modelFile = config.model ? path.resolve(RED.settings.userDir ?? process.cwd(), config.model) : BUNDLED_MODEL;
+    const model = modelPlace(RED, config.model);
+    const modelFile = "file" in model ? model.file : "";
     const service = new InferenceService({
       modelFile,
+      refusal: "problem" in model ? model.problem : undefined,
       backend: backendSetting(config.backend),
       maxBatch: whole(config.maxBatch, 1, DEFAULTS.maxBatch),
       queueLimit: whole(config.queueSize, 1, DEFAULTS.queueSize),
@@ -101,7 +104,7 @@ export = function (RED: NodeAPI) {
       if (state === "ready") {
         showStatus(node, "ready", readyText());
         const backend = service.info?.backend;
-        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: modelFile, backend: backendLabel(backend) }));
+        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: "shown" in model ? model.shown : "", backend: backendLabel(backend) }));
         // A fallback is said where people look: the status (above) and a warning
         // with the reason and the fix, so nobody learns of it only from the speed.
         if (backend?.name === "wasm" && backend.setting === "auto") node.warn(RED._("mnist-infer.log.fallback", { reason: backend.reason ?? "" }));
@@ -253,10 +256,21 @@ export = function (RED: NodeAPI) {
     });
   }
 
-  RED.nodes.registerType("mnist-infer", MnistInferNode);
+  // settings.js may list more folders models can be read from (model-file.ts); the editor never sees it.
+  RED.nodes.registerType("mnist-infer", MnistInferNode, { settings: { mnistInferModelDirs: { value: [], exportable: false } } });
 
   registerAdminApi(RED, (id) => deployed.get(id));
 };
+
+/** The node's model file among the places models may be read from, or why it may not be used. */
+function modelPlace(RED: NodeAPI, given: string | undefined): LocatedModel | { problem: string } {
+  try {
+    return locateModel(given, { userDir: RED.settings.userDir ?? process.cwd(), extraDirs: (RED.settings as { mnistInferModelDirs?: unknown }).mnistInferModelDirs });
+  } catch (err) {
+    if (err instanceof ModelError) return { problem: err.message };
+    throw err;
+  }
+}
 
 /** Only a request that came over MQTT with QoS 1 or 2 can be delivered twice; its bytes identify it. */
 function isRedeliverable(msg: NodeMessageInFlow, value: unknown): value is Buffer | string {

@@ -67,10 +67,13 @@ function collect(nodeId, count, timeoutMs = 20000) {
   });
 }
 
-/** Resolves when `nodeId` shows a status whose fill is `fill` (or matches `predicate`). */
+/** Resolves when `nodeId` shows (or already shows) a status whose fill is `fill` (or matches `predicate`). */
 function statusOf(nodeId, predicate, timeoutMs = 20000) {
   const node = helper.getNode(nodeId);
   const test = typeof predicate === "function" ? predicate : (status) => status.fill === predicate;
+  // The helper records every status call: one shown before the caller could listen counts too.
+  const shown = helper._NodePrototype.status.getCalls().filter((call) => call.thisValue === node).at(-1)?.args[0];
+  if (shown && test(shown)) return Promise.resolve(shown);
   return new Promise((resolve, reject) => {
     const original = node.status.bind(node);
     const timer = setTimeout(() => {

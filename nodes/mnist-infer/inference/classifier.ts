@@ -25,8 +25,14 @@ export interface ModelInfo {
   backend: BackendInfo;
 }
 
+/** Why a model cannot be used; `code` is what the editor's model panel translates. */
+export type ModelErrorCode = "not-onnx" | "not-found" | "not-readable" | "not-a-file" | "not-allowed" | "too-large" | "invalid-model";
+
 export class ModelError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: ModelErrorCode = "invalid-model",
+  ) {
     super(message);
     this.name = "ModelError";
   }
@@ -49,8 +55,11 @@ export class Classifier {
       bytes = await fs.readFile(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "not found" : code === "EACCES" || code === "EPERM" ? "not readable: permission denied" : code === "EISDIR" ? "a folder, not a file" : `not readable (${code})`;
-      throw new ModelError(`model file ${why}: ${file}`);
+      // Named by its file name only: messages reach editors and MQTT senders, absolute paths should not.
+      const name = path.basename(file);
+      if (code === "ENOENT") throw new ModelError(`model file not found: ${name}`, "not-found");
+      if (code === "EISDIR") throw new ModelError(`model file ${name} is a folder, not a file`, "not-a-file");
+      throw new ModelError(`model file not readable (${code === "EACCES" || code === "EPERM" ? "permission denied" : code}): ${name}`, "not-readable");
     }
     const runtime = loadRuntime(backend, wasmThreads);
     let session: Ort.InferenceSession;
@@ -165,9 +174,13 @@ function softmax(scores: Float32Array, out: Float32Array): void {
   for (let i = 0; i < scores.length; i++) out[i] /= total;
 }
 
+/** A card is a small JSON file: anything larger is not read. */
+const MAX_CARD_BYTES = 1024 * 1024;
+
 async function readCard(file: string): Promise<Record<string, unknown> | undefined> {
   const cardFile = path.join(path.dirname(file), `${path.basename(file, path.extname(file))}.json`);
   try {
+    if ((await fs.stat(cardFile)).size > MAX_CARD_BYTES) return undefined;
     const card = JSON.parse(await fs.readFile(cardFile, "utf8"));
     return card && typeof card === "object" ? card : undefined;
   } catch {

@@ -19,6 +19,8 @@ export type OverflowPolicy = "reject-newest" | "drop-oldest";
 
 export interface ServiceOptions {
   modelFile: string;
+  /** Why the model file may not be used (see model-file.ts): no worker is started, every request fails with it. */
+  refusal?: string;
   backend: BackendSetting;
   maxBatch: number;
   queueLimit: number;
@@ -83,7 +85,9 @@ export class InferenceService extends EventEmitter {
 
   constructor(private readonly options: ServiceOptions) {
     super();
-    this.startWorker();
+    // A refused model file starts no worker: it fails to load, with the reason, as a bad file would.
+    if (options.refusal === undefined) this.startWorker();
+    else queueMicrotask(() => this.onWorkerMessage({ type: "load-failed", message: options.refusal as string }));
   }
 
   /** Requests waiting for the worker, including those still being decoded. */
