@@ -387,6 +387,18 @@ describe("mnist-result", () => {
     assert.equal(stats.errors.total, 1);
   });
 
+  it("keeps results and error replies apart: a retry that succeeds after an error reply is counted as a result", async () => {
+    const { seen, send, summary } = await start();
+    await send(
+      { payload: { error: { code: "queue-full", message: "retry later" }, id: 9 } },
+      { payload: result(4, { id: "9", label: 4 }) }, // the retry's answer; "9" and 9 are one id
+      { payload: result(4, { id: 9, label: 4 }) }, // and that answer again
+    );
+    assert.deepEqual(seen.out.map((m) => m.result.id ?? m.result.error.code), [9, "9"]);
+    const stats = await summary();
+    assert.deepEqual([stats.count, stats.errors.total, stats.duplicates, stats.accuracy], [1, 1, 1, 1]);
+  });
+
   it("shows the last digit, its confidence and the running accuracy, at most about 4 times a second", async () => {
     const { node, send } = await start({ summaryEvery: 0, perResult: false });
     const shown = recordStatus(node);

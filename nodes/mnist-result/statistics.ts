@@ -82,7 +82,9 @@ export class ResultStatistics {
   private duplicates = 0;
   private rate!: RecentRate;
   private latency!: LatencyReservoir;
-  private ids!: RecentIds;
+  /** Ids of results and of error replies, apart: a retry that succeeds after an error reply is a result, not a repeat. */
+  private resultIds!: RecentIds;
+  private errorIds!: RecentIds;
 
   constructor(now: number, options: StatisticsOptions = {}) {
     this.windowSeconds = options.windowSeconds ?? 10;
@@ -116,7 +118,8 @@ export class ResultStatistics {
     this.errorCodes.clear();
     this.rate = new RecentRate(this.windowSeconds);
     this.latency = new LatencyReservoir(this.latencySamples);
-    this.ids = new RecentIds(this.rememberIds);
+    this.resultIds = new RecentIds(this.rememberIds);
+    this.errorIds = new RecentIds(this.rememberIds);
   }
 
   /**
@@ -125,7 +128,7 @@ export class ResultStatistics {
    * Says whether it was a duplicate and, with `sentAt`, its end-to-end latency.
    */
   record(result: Observation, now: number, legacy = false): { duplicate: boolean; latencyMs?: number } {
-    if (result.id !== undefined && this.ids.check(result.id)) {
+    if (result.id !== undefined && this.resultIds.check(result.id)) {
       this.duplicates++;
       return { duplicate: true };
     }
@@ -167,7 +170,7 @@ export class ResultStatistics {
 
   /** Counts an error reply; false if its id was seen recently (the same reply again). */
   recordError(code: string, id?: string | number): boolean {
-    if (id !== undefined && this.ids.check(id)) {
+    if (id !== undefined && this.errorIds.check(id)) {
       this.duplicates++;
       return false;
     }
