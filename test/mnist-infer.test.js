@@ -309,6 +309,8 @@ describe("mnist-infer", () => {
       ["a truncated PNG", () => png().subarray(0, 60), "truncated"],
       ["a PNG whose header claims 60000×60000 pixels", hugePng, "too-large", /60000×60000/],
       ["a payload over the size limit", () => Buffer.alloc(6 * 1024 * 1024, 1), "too-large"],
+      ["{data,width,height} claiming more pixels than the limit", () => ({ data: new Uint8Array(16), width: 60000, height: 60000 }), "too-large", /60000×60000 pixels is over the limit/],
+      ["{data,width,height} with more values than the limit, whatever it claims", () => ({ data: new Uint8Array(24_000_001), width: 2, height: 2 }), "too-large", /24000001 values, over the limit/],
       ["JSON without an image", () => ({ id: "x1", label: 3 }), "bad-envelope", /no "image" field/],
       ["broken JSON text", () => '{"id": "x2", "image": ', "bad-json"],
       ["invalid base64 in an envelope", () => ({ id: "x3", image: "***not base64***" }), "bad-base64"],

@@ -238,6 +238,10 @@ function pixelsFromObject(value: Record<string, unknown>, limits: RequestLimits)
   }
   const data = value.data;
   if (!Array.isArray(data) && !ArrayBuffer.isView(data)) throw new InputError("bad-pixels", "{data,width,height} needs data as an array of numbers");
+  // Checked before width × height is trusted for anything, so no request makes the node allocate more.
+  if ((data as ArrayLike<number>).length > limits.maxPixels) {
+    throw new InputError("too-large", `{data,width,height} has ${(data as ArrayLike<number>).length} values, over the limit of ${limits.maxPixels} (pixels × channels)`);
+  }
   return pixelsFromArray(data as ArrayLike<number>, limits, width as number, height as number);
 }
 
@@ -253,6 +257,7 @@ function pixelsFromArray(data: ArrayLike<unknown>, limits: RequestLimits, width?
   }
   const pixels = width * height;
   if (pixels > limits.maxPixels) throw new InputError("too-large", `${width}×${height} pixels is over the limit of ${limits.maxPixels} pixels`);
+  if (length > limits.maxPixels) throw new InputError("too-large", `${length} pixel values are over the limit of ${limits.maxPixels}`);
   const channels = length / pixels;
   if (![1, 2, 3, 4].includes(channels)) {
     throw new InputError("bad-pixels", `${length} values do not fit ${width}×${height} pixels with 1–4 channels (expected ${pixels} for greyscale)`);
