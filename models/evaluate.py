@@ -284,6 +284,8 @@ def main():
         card = json.load(open(card_path))
         new = report["new"]
         card["unsureBelow"] = new["unsureBelow"]
+        # Share of the held-out digits (as the node sees them) below unsureBelow.
+        card["heldOutFlagged"] = new["sets"]["heldout"]["unsure"]
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
         card["testSetsBefore"] = {"version": "1.0.0", "unsureBelowSameRule": report["old"]["unsureBelow"],
                                   **{k: {kk: v[kk] for kk in ("accuracy", "unsure", "ece", "aurocDigitVsNonDigit")

