@@ -15,12 +15,13 @@ const { FLOW_NODES: NODES, load, startServer, stopServer, unload, helper } = req
 const { startTestBroker, skipUnlessMosquitto } = require("./support/broker");
 const { startNodeRed, request } = require("./support/node-red-process");
 const { loadSamples } = require("./support/samples");
+const { replyCounter, settled, until, sleep, requests } = require("./support/replies");
 const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 
 const FLOW_INFER = "flows/mnist-infer.json";
 const FLOW_SHARED = "flows/mnist-infer-shared.json";
 const samples = loadSamples(50);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const requestFor = requests(samples);
 
 /** Every InferenceService created from here on, to read its stats and backlog. */
 const services = [];
@@ -72,52 +73,6 @@ function listeningAddresses(port) {
   return found;
 }
 
-/** A JSON request with an id, as the image source sends them. */
-function requestFor(id, sample = samples[Number(String(id).replace(/\D/g, "")) % samples.length]) {
-  return JSON.stringify({ id, label: sample.label, image: sample.bytes.toString("base64") });
-}
-
-/** A client that counts the replies per request id (results and error replies). */
-async function replyCounter(url, options = {}) {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, ...options });
-  client.on("error", () => {});
-  // mqtt.js leaves Nagle's algorithm on: a lone QoS 1 publish would wait ~40 ms for a delayed ACK.
-  client.stream.setNoDelay?.(true);
-  const answers = new Map();
-  const errors = new Map();
-  const bodies = new Map();
-  client.on("message", (topic, payload) => {
-    const reply = JSON.parse(payload);
-    if (topic === "result") {
-      answers.set(reply.id, (answers.get(reply.id) || 0) + 1);
-      bodies.set(reply.id, [...(bodies.get(reply.id) || []), String(payload)]);
-    } else {
-      errors.set(reply.error.code, (errors.get(reply.error.code) || 0) + 1);
-    }
-  });
-  await client.subscribeAsync("result/#", { qos: 1 });
-  return { client, answers, errors, bodies, replies: () => [...answers.values()].reduce((a, b) => a + b, 0) + [...errors.values()].reduce((a, b) => a + b, 0) };
-}
-
-/** Resolves once `count()` has not changed for `quietMs` (or after `timeoutMs`). */
-async function settled(count, quietMs = 1500, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = count();
-  let since = Date.now();
-  while (Date.now() < deadline && Date.now() - since < quietMs) {
-    await sleep(50);
-    if (count() !== last) {
-      last = count();
-      since = Date.now();
-    }
-  }
-}
-
-async function until(condition, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await sleep(50);
-  return condition();
-}
 
 describe("bounded queue under sustained overload (mnist-infer in a Node-RED runtime)", { timeout: 60000 }, () => {
   const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");

@@ -1,21 +1,22 @@
 // mnist-infer: classifies the handwritten digit in a message with the ONNX
 // model, off the main thread, batching whatever arrives together.
-import * as path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { nodeDeliveryTracker } from "../shared/delivery";
 import { fraction, whole } from "../shared/config-values";
 import type { BatchItem, InferBatchResult, InferResult } from "../shared/contract";
-import { clearStatus, nameUnnamed, percent, showStatus, throttledStatus } from "../shared/status";
+import { clearStatus, nameUnnamed, showStatus } from "../shared/status";
 import { registerAdminApi, type Counters, type DeployedNode } from "./admin-api";
 import { InputError, internalFailure } from "./errors";
 import { sharpProblem } from "./image/image-decoder";
-import { backendSetting, type BackendInfo, type BackendSetting } from "./inference/backends";
+import { backendSetting, type BackendSetting } from "./inference/backends";
 import { ModelError } from "./inference/classifier";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
 import { locateModel, type LocatedModel } from "./inference/model-file";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatedRequests } from "./request/repeats";
+import { Handover } from "./handover";
 import { toBatchResult, toResult } from "./result";
+import { statusLine } from "./status-line";
 
 interface MnistInferDef extends NodeDef {
   model: string;
@@ -80,8 +81,6 @@ export = function (RED: NodeAPI) {
       preview: Boolean(config.preview),
     });
 
-    /** What the status shows: the latest answer, or the latest bad input until the next answer. */
-    let latest: { answer: Pick<InferResult, "digit" | "confidence" | "unsure"> } | { badInput: string } | undefined;
 
     // A request the broker delivers again (QoS 1) is answered once. Only MQTT
     // messages can be redeliveries; a request injected twice is answered twice.
@@ -98,21 +97,36 @@ export = function (RED: NodeAPI) {
     // Replies (and error replies) kept until the mqtt out that sends them confirms
     // them through a Complete node wired back here; see shared/delivery.ts.
     const delivery = config.confirmDelivery ? nodeDeliveryTracker(RED, node, "mnist-infer") : undefined;
+    // What this node cannot deliver when it stops goes to the next node with its id (handover.ts).
+    const handover = new Handover(node.id, RED.settings.userDir);
+    let inherited = false;
+    const takeOver = () => {
+      if (inherited) return;
+      inherited = true;
+      const count = handover.inherit({
+        classify: (msg) => node.receive(msg),
+        reply: (msg) => (delivery?.track(msg, (copy) => node.send(copy)), node.send(msg)),
+        fail: (error, msg) => (delivery?.track(msg, (copy) => node.error(error, copy)), node.error(error, msg)),
+      });
+      if (count > 0) node.log(RED._("mnist-infer.log.inherited", { count }));
+    };
 
     showStatus(node, "loading", RED._("mnist-infer.status.loading"));
     service.on("state", (state: string, reason?: string) => {
       if (state === "ready") {
-        showStatus(node, "ready", readyText());
+        showStatus(node, "ready", status.readyText());
         const backend = service.info?.backend;
-        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: "shown" in model ? model.shown : "", backend: backendLabel(backend) }));
+        node.log(RED._("mnist-infer.log.loaded", { name: service.info?.name ?? "", file: "shown" in model ? model.shown : "", backend: status.backendLabel(backend) }));
         // A fallback is said where people look: the status (above) and a warning
         // with the reason and the fix, so nobody learns of it only from the speed.
         if (backend?.name === "wasm" && backend.setting === "auto") node.warn(RED._("mnist-infer.log.fallback", { reason: backend.reason ?? "" }));
         const noSharp = sharpProblem();
         if (noSharp) node.warn(RED._("mnist-infer.log.no-sharp", { problem: noSharp }));
+        takeOver();
       } else if (state === "failed") {
         showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
         node.error(RED._("mnist-infer.errors.model", { message: service.loadError ?? "" }));
+        takeOver(); // what a predecessor left is answered too, with this error
       } else if (state === "loading" && reason) {
         showStatus(node, "loading", RED._("mnist-infer.status.restarting"));
         node.warn(reason);
@@ -132,41 +146,14 @@ export = function (RED: NodeAPI) {
     });
     deployed.set(node.id, { counters, service });
 
-    /** "ready · native", or "ready · WebAssembly" and whether native was wanted but missing. */
-    const readyText = () => {
-      const backend = service.info?.backend;
-      if (backend?.name === "wasm" && backend.setting === "auto") return RED._("mnist-infer.status.ready-fallback");
-      return RED._("mnist-infer.status.ready-on", { backend: backendLabel(backend) });
-    };
-    const backendLabel = (backend?: BackendInfo) => RED._(`mnist-infer.backend.${backend?.name ?? "native"}`);
-
-    let refusedShown = 0;
-    /** Shows the latest prediction, or the backlog while one builds up, and what overflow refused. */
-    const predictionStatus = throttledStatus(() => {
-      if (service.state !== "ready") return;
-      const backlog = service.backlog;
-      const refused = service.stats.rejected + service.stats.dropped;
-      const queued = backlog > 0 ? RED._("mnist-infer.status.queued", { count: backlog }) : "";
-      if (refused > refusedShown) {
-        // Overloaded: what the queue holds and how many requests it has refused so far.
-        refusedShown = refused;
-        showStatus(node, "working", `${queued || readyText()} · ${RED._("mnist-infer.status.refused", { count: refused })}`);
-        predictionStatus.request(); // back to the prediction once refusals stop
-        return;
-      }
-      if (!latest) return;
-      if ("badInput" in latest) return void showStatus(node, "failed", RED._("mnist-infer.status.bad-input", { code: latest.badInput }));
-      const { digit, confidence, unsure } = latest.answer;
-      const said = RED._(unsure ? "mnist-infer.status.unsure" : "mnist-infer.status.result", { digit, confidence: percent(confidence) });
-      showStatus(node, backlog > 0 ? "working" : "ready", `${said}${queued ? ` · ${queued}` : ""}`);
-    });
+    const status = statusLine(RED, node, service);
 
     /** What a request is answered with: its result (and preview), or its batch's reply. */
     async function answerFor(request: Request): Promise<Answer> {
       if ("images" in request) return { payload: await classifyBatch(request) };
       const prediction = await service.classify(request.image);
       const result = toResult(prediction, request, service, threshold);
-      latest = { answer: { digit: result.digit, confidence: result.confidence, unsure: result.unsure } };
+      status.answered(result);
       return { payload: result, preview: prediction.preview };
     }
 
@@ -178,7 +165,7 @@ export = function (RED: NodeAPI) {
       for (const outcome of outcomes) if (outcome instanceof InputError && !["queue-full", "model", "closed", "internal"].includes(outcome.code)) badInput++;
       const reply = toBatchResult(outcomes, request, service, threshold);
       const answered = reply.results.filter((item): item is Exclude<BatchItem, { error: unknown }> => "digit" in item).pop();
-      if (answered) latest = { answer: { digit: answered.digit, confidence: answered.confidence, unsure: answered.unsure } };
+      if (answered) status.answered(answered);
       return reply;
     }
 
@@ -219,9 +206,11 @@ export = function (RED: NodeAPI) {
         }
         RED.util.setMessageProperty(msg, output, answer.payload, true);
         if (answer.preview) msg.preview = answer.preview;
-        predictionStatus.request();
-        delivery?.track(msg, (copy) => node.send(copy));
-        send(msg);
+        status.request();
+        if (!handover.keeps({ kind: "reply", msg })) {
+          delivery?.track(msg, (copy) => node.send(copy));
+          send(msg);
+        }
         done();
       } catch (err) {
         // A fault of our own still gets the sender an error reply.
@@ -229,27 +218,36 @@ export = function (RED: NodeAPI) {
         const id = request?.id ?? failure.requestId;
         if (id !== undefined) msg.id = id;
         if (failure.code === "model") showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));
-        else if (failure.code === "queue-full") predictionStatus.request();
+        else if (failure.code === "queue-full") status.request();
         else if (failure.code !== "closed" && failure.code !== "internal") {
           badInput++;
           // Shown until the next answer, so a bad inject is seen on the node it reached.
-          latest = { badInput: failure.code };
-          predictionStatus.request();
+          status.badInput(failure.code);
+        }
+        // Stopping: a request not classified is classified by the next node; an error reply is raised there.
+        if (handover.keeps(failure.code === "closed" ? { kind: "request", msg } : { kind: "error", msg, error: { code: failure.code, message: failure.message } })) {
+          return void done();
         }
         // Sending an error again is raising it again: Catch nodes build the reply.
+        if (delivery) handover.noteError(msg, failure);
         delivery?.track(msg, (copy) => node.error(failure, copy));
         done(failure);
       }
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
-      predictionStatus.cancel();
-      delivery?.close();
+    node.on("close", (removed: boolean, done: () => void) => {
+      status.cancel();
+      handover.close();
       if (deployed.get(node.id)?.counters === counters) deployed.delete(node.id);
       service
         .close()
         .catch((err) => node.warn(`closing the inference worker: ${(err as Error).message}`))
+        // The last input handlers settle on the requests the close refused, then all is handed over.
+        .then(() => new Promise((resolve) => setImmediate(resolve)))
         .finally(() => {
+          const { left, lost } = handover.leave(removed, delivery?.handOver() ?? []);
+          if (left > 0) node.log(RED._("mnist-infer.log.left", { count: left }));
+          if (lost > 0) node.warn(RED._("mnist-infer.log.lost", { count: lost }));
           clearStatus(node);
           done();
         });

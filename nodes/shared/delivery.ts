@@ -174,6 +174,14 @@ export class DeliveryTracker<M extends object> {
     return { ...this.counts, waiting: this.pending.size };
   }
 
+  /** Stops, and returns what still waits, oldest first, for the node to pass on (not counted as given up). */
+  handOver(): M[] {
+    const waiting = [...this.pending.values()].map((entry) => entry.msg);
+    this.pending.clear();
+    this.close();
+    return waiting;
+  }
+
   /** Stops; what still waits is given up (the node is going away). */
   close(): void {
     this.closed = true;

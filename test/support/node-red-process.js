@@ -35,10 +35,11 @@ function request(url, { method = "GET", json, headers = {}, timeoutMs = 5000 } =
  * Starts Node-RED on `flow` (a path under flows/ or absolute) against the broker
  * at `mqttUrl`, and resolves once it has printed each of `ready` in turn (by
  * default: an inference flow able to answer). Every instance gets its own user
- * directory and editor port.
+ * directory and editor port, unless `userDir` names one to start again on
+ * (a restart): that one is left in place when the instance stops.
  */
-async function startNodeRed({ flow, mqttUrl, env = {}, ready = INFER_READY, readyTimeoutMs = 60000 }) {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-nr-"));
+async function startNodeRed({ flow, mqttUrl, env = {}, ready = INFER_READY, readyTimeoutMs = 60000, userDir: keptUserDir }) {
+  const userDir = keptUserDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "mnist-nr-"));
   const port = await freePort();
   const args = [START, flow, "--external-broker"];
   // Stops with the test process even if that is killed outright.
@@ -76,7 +77,7 @@ async function startNodeRed({ flow, mqttUrl, env = {}, ready = INFER_READY, read
         await exited;
         clearTimeout(timer);
       }
-      fs.rmSync(userDir, { recursive: true, force: true });
+      if (!keptUserDir) fs.rmSync(userDir, { recursive: true, force: true });
     },
   };
   try {
