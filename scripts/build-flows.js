@@ -112,16 +112,24 @@ if (msg.id !== undefined) msg.payload.id = msg.id;
 ${addressReply("MNIST_ERROR_TOPIC")}`;
 
 // ---- the three stages, each a function of the tab it lives on
-function inputStage(t, b, y0, interval) {
+/**
+ * The image source. With `resendAfter` (seconds) it also sends again, with the
+ * same id, a request no answer came back for: only where the answers are wired
+ * into it (the chain, from the output stage's mqtt in nodes).
+ */
+function inputStage(t, b, y0, interval, { resendAfter = "" } = {}) {
+  const answers = resendAfter
+    ? `\nThe results and error replies are wired back into the source too: a request\nstill unanswered after ${resendAfter} s (an inference instance died holding it) is\nsent again with the same id, at most 3 times.`
+    : "";
   return [
-    comment(`${t}-c-in`, t, "1 · Input: labelled digits to the broker", "`mnist-image-source` sends a held-out MNIST digit as a JSON envelope\n(id, label, base64 PNG, sentAt) to the request topic. Use the inject\nnodes to start, stop or send a burst. \"delivered\" hands each published\nrequest back to the source, which sends again any that Node-RED dropped\nwhile the broker was unreachable.", 200, y0),
+    comment(`${t}-c-in`, t, "1 · Input: labelled digits to the broker", `\`mnist-image-source\` sends a held-out MNIST digit as a JSON envelope\n(id, label, base64 PNG, sentAt) to the request topic. Use the inject\nnodes to start, stop or send a burst. "delivered" hands each published\nrequest back to the source, which sends again any that Node-RED dropped\nwhile the broker was unreachable.${answers}`, 200, y0),
     inject(`${t}-start`, t, "start", [["payload", "start", "str"]], 130, y0 + 40, [`${t}-source`]),
     inject(`${t}-stop`, t, "stop", [["payload", "stop", "str"]], 130, y0 + 80, [`${t}-source`]),
     inject(`${t}-burst`, t, "burst of 500", [["payload", "burst", "str"], ["count", "500", "num"]], 150, y0 + 120, [`${t}-source`]),
     {
       id: id(`${t}-source`), type: "mnist-image-source", z: id(t), name: "", folder: "", listFile: "labels.txt", mode: "interval",
       interval: String(interval), autoStart: true, burstCount: "100", loop: true, shuffle: true, seed: "42", limit: "0", output: "envelope",
-      confirmDelivery: true, x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
+      confirmDelivery: true, resendAfter: resendAfter, resendTimes: "3", maxFileSize: "5", x: 380, y: y0 + 80, wires: [[id(`${t}-req-out`)]],
     },
     mqttOut(`${t}-req-out`, t, b, "requests", "${MNIST_REQUEST_TOPIC}", 620, y0 + 80),
     delivered(`${t}-req-delivered`, t, `${t}-req-out`, `${t}-source`, 140, y0 + 160),
@@ -145,11 +153,12 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
 }
 // Rows of nodes that show a status are 50-60 px apart: the status line takes the
 // 16 px under its node, and must not touch the next row (the editor test checks).
-function outputStage(t, b, y0) {
+// `answersTo`: a node (the chain's source) that also gets every result and error reply.
+function outputStage(t, b, y0, answersTo = []) {
   return [
     comment(`${t}-c-out`, t, "3 · Output: live accuracy from the results", "`mnist-result` reads results (and the original chain's `tensor([7])`\ntext), keeps running accuracy, a confusion matrix and latency, and sends\na summary every 100 results or when asked. \"unsure?\" routes results the\nmodel was not sure of (result.unsure: probably not a digit) apart.", 220, y0),
-    mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`]),
-    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 120, [`${t}-result`]),
+    mqttIn(`${t}-res-in`, t, b, "results", "${MNIST_RESULT_TOPIC}", 130, y0 + 60, [`${t}-result`, ...answersTo]),
+    mqttIn(`${t}-err-in`, t, b, "error replies", "${MNIST_ERROR_TOPIC}", 140, y0 + 120, [`${t}-result`, ...answersTo]),
     inject(`${t}-summary`, t, "summary", [["payload", "summary", "str"]], 130, y0 + 180, [`${t}-result`]),
     inject(`${t}-reset`, t, "reset", [["payload", "reset", "str"]], 130, y0 + 220, [`${t}-result`]),
     { id: id(`${t}-result`), type: "mnist-result", z: id(t), name: "", summaryEvery: "100", perResult: true, x: 400, y: y0 + 120, wires: [[id(`${t}-sure`)], [id(`${t}-dbg-summary`)]] },
@@ -172,9 +181,9 @@ const flows = {
   "mnist-chain.json": [
     tab("chain", "MNIST chain", `All three stages of the MNIST chain in one Node-RED, talking through the broker\nwith the built-in mqtt nodes: image source → mnist → inference → result → live accuracy.\n\n${ABOUT}\n${clientIdNote("mnist-chain")}`, [clientIdEnv("mnist-chain")]),
     broker("chain-broker", "chain", "MNIST broker"),
-    ...inputStage("chain", "chain-broker", 40, 500),
+    ...inputStage("chain", "chain-broker", 40, 500, { resendAfter: "10" }),
     ...inferStage("chain", "chain-broker", 260),
-    ...outputStage("chain", "chain-broker", 490),
+    ...outputStage("chain", "chain-broker", 490, ["chain-source"]),
   ],
   "mnist-input.json": [
     tab("input", "MNIST input", `The input stage alone: publishes labelled digits to the request topic, like the\noriginal input service (which sent one raw PNG a second).\n\n${ABOUT}\n${clientIdNote("mnist-input")}`, [clientIdEnv("mnist-input")]),

@@ -10,6 +10,7 @@ const path = require("node:path");
 const helper = require("node-red-node-test-helper");
 const sourceNode = require("../dist/nodes/mnist-image-source/mnist-image-source.js");
 const { decodePng, encodeGreyPng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { AnswerWait, answerIn } = require("../dist/nodes/mnist-image-source/answers.js");
 
 helper.init(require.resolve("node-red"));
 
@@ -454,6 +455,93 @@ describe("mnist-image-source", () => {
     assert.equal(t.sent.length, 2);
   });
 
+  it("with Resend unanswered on, sends a request again with the same id until its answer comes in, and gives up after N", async () => {
+    // Timeouts of 50 ms, but nothing is asserted on time: only on what was sent, in what order.
+    const t = await start({ folder: DIGITS, mode: "input", resendAfter: "0.05", resendTimes: "2" });
+    await t.send({});
+    const [first] = t.sent;
+    await waitFor(() => t.sent.length >= 2, "the first resend");
+    assert.equal(t.sent[1].id, first.id);
+    assert.equal(t.sent[1].attempt, 2);
+    assert.deepEqual(t.sent[1].payload, first.payload, "the same envelope: same id, label, image and sentAt");
+    // The answer as mqtt in hands it over: a Buffer of JSON. It is taken, and triggers nothing.
+    await t.send({ topic: "result", payload: Buffer.from(JSON.stringify({ digit: 7, confidence: 0.99, id: first.id, label: 7 })) });
+    const answeredAt = t.sent.length;
+    assert.ok(t.sent.slice(1).every((msg) => msg.id === first.id), "the answer sent no new image");
+    // A second request that nobody answers: sent twice more, then given up.
+    await t.send({});
+    const second = t.sent.at(-1);
+    assert.notEqual(second.id, first.id);
+    await waitFor(() => t.warnings().some((w) => w === "mnist-image-source.answers.report") && t.sent.filter((m) => m.id === second.id).length === 3,
+      "the second request sent again twice and given up", 20000);
+    assert.deepEqual(t.sent.filter((m) => m.id === second.id).map((m) => m.attempt), [undefined, 2, 3]);
+    // By the time the second was given up, many ticks had passed: the answered first was never sent again.
+    assert.equal(t.sent.filter((m) => m.id === first.id).length, answeredAt);
+    assert.ok(!t.warnings().includes("mnist-image-source.answers.never-answered"), "answers were wired: no such warning");
+  });
+
+  it("with Resend unanswered off (the palette's default), answers are ordinary messages and nothing is sent again", async () => {
+    const t = await start({ folder: DIGITS, mode: "input" });
+    await t.send({});
+    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
+    assert.equal(t.sent.length, 2, "a plain trigger, as before");
+    assert.deepEqual(t.warnings(), []);
+  });
+
+  it("skips a symbolic link that leads out of the folder, counting it as skipped; links inside the folder work", async () => {
+    const outside = folder("secrets", { "secret.png": png(9) });
+    const dir = folder("linked", { "0.png": png(0) });
+    fs.symlinkSync(path.join(outside, "secret.png"), path.join(dir, "1.png"));
+    fs.symlinkSync(path.join(dir, "0.png"), path.join(dir, "2.png")); // inside: fine
+    const t = await start({ folder: dir, mode: "burst", burstCount: 6 });
+    await t.send({});
+    assert.deepEqual(t.names(), ["0.png", "2.png", "0.png", "2.png", "0.png", "2.png"]);
+    const errors = t.errors();
+    assert.equal(errors.length, 1, errors.join(" | "));
+    assert.match(errors[0], /cannot read 1\.png \(it is a link to a file outside the folder, which is not followed\); skipped/);
+    assert.ok(!errors[0].includes(scratch), "no absolute path in the error");
+    await waitFor(() => /skipped|…/.test(t.status().text), "the status counts the skipped file");
+
+    // A folder that is itself a link is read where it leads; a list file linked from outside is not read.
+    fs.symlinkSync(dir, path.join(scratch, "via-link"));
+    fs.writeFileSync(path.join(outside, "labels.txt"), "0.png 5\n");
+    fs.symlinkSync(path.join(outside, "labels.txt"), path.join(dir, "labels.txt"));
+    await helper.unload();
+    const u = await start({ folder: path.join(scratch, "via-link"), mode: "input" });
+    await u.send({});
+    assert.equal(u.sent[0].filename, "0.png");
+    assert.equal(u.sent[0].label, undefined, "the outside list was not used");
+    assert.match(u.errors()[0], /cannot read the list file labels\.txt \(it is a link to a file outside the folder/);
+  });
+
+  it("skips an image file over the size limit before reading it, and a list entry escaping through a linked sub-folder", async () => {
+    const outside = folder("elsewhere", { "x.png": png(4) });
+    const big = Buffer.concat([png(1), Buffer.alloc(4096)]); // a PNG with trailing bytes: valid, but 4 kB too big
+    const dir = folder("sizes", { "small.png": png(0), "big.png": big, "labels.txt": "small.png 0\nbig.png 1\nsub/x.png 4\n" });
+    fs.symlinkSync(outside, path.join(dir, "sub"));
+    const t = await start({ folder: dir, mode: "burst", burstCount: 3, maxFileSize: String(2048 / 1024 / 1024) });
+    await t.send({});
+    assert.deepEqual(t.names(), ["small.png", "small.png", "small.png"]);
+    const errors = t.errors();
+    assert.equal(errors.length, 2, errors.join(" | "));
+    assert.match(errors[0], /cannot read big\.png \(it is over the 0\.002 MB limit\); skipped\. Expected an image file of at most 0\.002 MB/);
+    assert.match(errors[1], /cannot read sub\/x\.png \(it is a link to a file outside the folder/);
+    assert.ok(errors.every((e) => !e.includes(scratch)), "no absolute path in the errors");
+
+    await helper.unload();
+    const u = await start({ folder: dir, mode: "burst", burstCount: 2, loop: false });
+    await u.send({});
+    assert.deepEqual(u.names(), ["small.png", "big.png"], "under the default 5 MB the same file is sent");
+  });
+
+  it("names a missing relative folder as configured, never by its absolute path", async () => {
+    helper.settings({ userDir: scratch });
+    const t = await start({ folder: "not/there", mode: "input" });
+    await t.waitStatus("no-folder", "red");
+    assert.match(t.errors()[0], /^folder not found: not\/there; expected/);
+    assert.ok(!t.errors()[0].includes(scratch));
+  });
+
   it("stop ends a burst in progress", async () => {
     const t = await start({ folder: DIGITS, mode: "burst", burstCount: 1_000_000 });
     await t.waitStatus("ready", "green");
@@ -468,3 +556,132 @@ describe("mnist-image-source", () => {
     await t.waitStatus("stopped", "grey");
   });
 });
+
+// ---- end-to-end at-least-once: requests sent again until answered ------------
+
+/** An AnswerWait on a hand-driven clock, recording what it sent again and reported. */
+function answerWait(options = {}) {
+  let now = 0;
+  const resent = [];
+  const reports = [];
+  const events = [];
+  const w = new AnswerWait({
+    timeoutMs: 1000,
+    maxResends: 3,
+    copy: (msg) => structuredClone(msg),
+    resend: (copy) => resent.push(copy),
+    onReport: (since, totals) => reports.push({ since, totals }),
+    onNeverAnswered: () => events.push("never-answered"),
+    now: () => now,
+    timer: false,
+    ...options,
+  });
+  const request = (id, image = "aGVsbG8=") => {
+    const msg = { id, payload: { id, label: 7, image, sentAt: 1234 } };
+    w.wait(msg);
+    return msg;
+  };
+  const advance = (ms) => {
+    now += ms;
+    w.tick();
+  };
+  return { w, request, advance, resent, reports, events };
+}
+
+describe("mnist-image-source: resend unanswered (AnswerWait, on a fake clock)", () => {
+  it("sends a request again after the timeout, with the same id and payload, until it is answered; then never again", () => {
+    const { w, request, advance, resent } = answerWait();
+    const a = request("r-1");
+    advance(999);
+    assert.equal(resent.length, 0, "not before the timeout");
+    advance(1);
+    assert.equal(resent.length, 1);
+    assert.equal(resent[0].id, "r-1");
+    assert.deepEqual(resent[0].payload, a.payload, "byte for byte the first request: same id, same sentAt");
+    assert.equal(resent[0].attempt, 2);
+    assert.notEqual(resent[0], a, "a copy is sent");
+    advance(1000);
+    assert.deepEqual(resent.map((m) => m.attempt), [2, 3]);
+    assert.equal(w.answered({ id: "r-1" }), true);
+    advance(60_000);
+    assert.equal(resent.length, 2, "an answered request is never sent again");
+    assert.deepEqual(w.stats, { answered: 1, resent: 2, givenUp: 0, waiting: 0, waitingBytes: 0 });
+  });
+
+  it("gives up after N resends, and reports what it sent again and gave up", () => {
+    const { w, request, advance, resent, reports, events } = answerWait({ maxResends: 2 });
+    request("lost");
+    request("found");
+    w.answered({ id: "found" });
+    for (let i = 0; i < 5; i++) advance(1000);
+    assert.deepEqual(resent.map((m) => [m.id, m.attempt]), [["lost", 2], ["lost", 3]]);
+    assert.equal(w.stats.givenUp, 1);
+    assert.equal(w.stats.waiting, 0);
+    assert.deepEqual(events, [], "answers did come back: no warning that none ever does");
+    // Reports at most every 10 s, and once more when nothing is left waiting.
+    assert.deepEqual(reports.map((r) => r.since), [{ resent: 1, givenUp: 0 }, { resent: 1, givenUp: 1 }]);
+    assert.equal(reports.at(-1).totals.givenUp, 1);
+    assert.equal(w.answered({ id: "lost" }), false, "a late answer to a request given up is ignored");
+  });
+
+  it("warns once when requests are given up and no answer ever came back", () => {
+    const { request, advance, events } = answerWait({ maxResends: 1 });
+    request("a");
+    request("b");
+    advance(1000);
+    assert.deepEqual(events, [], "sent again: an answer may still come (a model loading)");
+    advance(1000);
+    assert.deepEqual(events, ["never-answered"]);
+  });
+
+  it("an error reply that means 'not now' keeps the request waiting; any other error reply answers it", () => {
+    const { w, request, advance, resent } = answerWait();
+    request("busy");
+    request("bad");
+    assert.equal(w.answered({ id: "busy", code: "queue-full" }), true);
+    assert.equal(w.answered({ id: "bad", code: "bad-base64" }), true);
+    advance(1000);
+    assert.deepEqual(resent.map((m) => m.id), ["busy"], "the queue-full one is tried again, the bad one is not");
+    w.answered({ id: "busy" });
+    assert.equal(w.stats.waiting, 0);
+  });
+
+  it("ids are compared as text: an answer with id 7 answers the request \"7\"", () => {
+    const { w, request, advance, resent } = answerWait();
+    request("7");
+    w.answered(answerIn({ payload: { id: 7, digit: 1 } }));
+    advance(5000);
+    assert.equal(resent.length, 0);
+  });
+
+  it("keeps a bounded number of waiting requests, and bytes of them: the oldest are given up", () => {
+    const { w, request, advance, resent } = answerWait({ limit: 100 });
+    for (let i = 0; i < 1000; i++) request(`n-${i}`);
+    assert.equal(w.stats.waiting, 100);
+    assert.equal(w.stats.givenUp, 900);
+    advance(1000);
+    assert.deepEqual(resent.map((m) => m.id), Array.from({ length: 100 }, (_, i) => `n-${900 + i}`), "the newest 100 are kept");
+
+    const big = answerWait({ limitBytes: 10_000 });
+    for (let i = 0; i < 50; i++) big.request(`b-${i}`, "x".repeat(1000));
+    assert.ok(big.w.stats.waitingBytes <= 10_000, `bytes held ${big.w.stats.waitingBytes}`);
+    assert.ok(big.w.stats.waiting >= 5 && big.w.stats.waiting < 10, `${big.w.stats.waiting} waiting`);
+    for (let i = 0; i < 50; i++) big.w.answered({ id: `b-${i}` });
+    assert.deepEqual([big.w.stats.waiting, big.w.stats.waitingBytes], [0, 0]);
+  });
+
+  it("reads answers as mqtt in and mnist-result hand them over, and nothing else", () => {
+    const result = { digit: 7, confidence: 0.99, id: "a-1", label: 7 };
+    assert.deepEqual(answerIn({ payload: Buffer.from(JSON.stringify(result)) }), { id: "a-1" });
+    assert.deepEqual(answerIn({ payload: ` ${JSON.stringify(result)}` }), { id: "a-1" });
+    assert.deepEqual(answerIn({ payload: result }), { id: "a-1" });
+    assert.deepEqual(answerIn({ payload: "7 (99.0%) ✓ label 7", result }), { id: "a-1" }, "mnist-result's output");
+    assert.deepEqual(answerIn({ payload: Buffer.from('{"error":{"code":"queue-full","message":"…"},"id":3}') }), { id: "3", code: "queue-full" });
+    assert.equal(answerIn({ payload: { id: "a-1", label: 7, image: "…", sentAt: 1 } }), undefined, "a request is not an answer");
+    assert.equal(answerIn({ payload: { digit: 7 } }), undefined, "no id: nobody's answer");
+    assert.equal(answerIn({ payload: "start" }), undefined);
+    assert.equal(answerIn({ payload: Buffer.from("{not json") }), undefined);
+    assert.equal(answerIn({ payload: 12 }), undefined);
+  });
+});
+

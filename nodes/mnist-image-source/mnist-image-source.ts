@@ -4,11 +4,12 @@
 // node's configuration and events to its playback (playback.ts).
 import { randomBytes } from "crypto";
 import * as path from "path";
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { BUNDLED_SAMPLES } from "../shared/package-paths";
 import { whole } from "../shared/config-values";
 import { nodeDeliveryTracker } from "../shared/delivery";
 import { clearStatus, nameUnnamed, showStatus, throttledStatus } from "../shared/status";
+import { AnswerWait, answerIn } from "./answers";
 import { Playback } from "./playback";
 
 type Mode = "interval" | "input" | "burst";
@@ -27,13 +28,28 @@ interface MnistImageSourceDef extends NodeDef {
   limit: string | number;
   output: "envelope" | "raw";
   confirmDelivery: boolean;
+  /** Seconds; blank or 0: requests are not sent again. */
+  resendAfter: string | number;
+  resendTimes: string | number;
+  /** Megabytes; image files over it are skipped. */
+  maxFileSize: string | number;
 }
 
-const DEFAULTS = { interval: 1000, burstCount: 100, listFile: "labels.txt" };
+const DEFAULTS = { interval: 1000, burstCount: 100, listFile: "labels.txt", resendTimes: 3, maxFileSize: 5 };
 const COMMANDS: readonly Command[] = ["start", "stop", "reset", "next", "burst"];
 const MAX_BURST = 10_000_000;
 /** setInterval's largest delay; anything longer would fire every millisecond. */
 const MAX_INTERVAL = 2_147_483_647;
+const MAX_RESEND_AFTER_S = 86_400;
+const MAX_RESEND_TIMES = 100;
+const MAX_FILE_MB = 1024;
+
+/** A number above 0 and at most `max` (fractions allowed), or undefined when blank, 0 or invalid. */
+function positive(value: string | number | undefined | null, max: number): number | undefined {
+  if (value === undefined || value === null || String(value).trim() === "") return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 && n <= max ? n : undefined;
+}
 
 export = function (RED: NodeAPI) {
   function MnistImageSourceNode(this: Node, config: MnistImageSourceDef) {
@@ -48,10 +64,36 @@ export = function (RED: NodeAPI) {
     // Requests kept until the mqtt out that publishes them confirms them through a
     // Complete node wired back here; see shared/delivery.ts.
     const delivery = config.confirmDelivery ? nodeDeliveryTracker(RED, node, "mnist-image-source") : undefined;
+    /** Sends a message again outside any input handler, kept for confirmed delivery like the first. */
+    const sendAgain = (msg: NodeMessage) => {
+      delivery?.track(msg, (copy) => node.send(copy));
+      node.send(msg);
+    };
+    // End-to-end at-least-once: requests wait for their answers wired back into the node (answers.ts).
+    const resendAfterS = positive(config.resendAfter, MAX_RESEND_AFTER_S);
+    const resendTimes = whole(config.resendTimes, 0, DEFAULTS.resendTimes, MAX_RESEND_TIMES);
+    // Raw bytes carry no id over MQTT, so their answers cannot be told apart.
+    if (resendAfterS !== undefined && config.output === "raw") node.warn(text("answers.raw"));
+    const answers =
+      resendAfterS === undefined || config.output === "raw"
+        ? undefined
+        : new AnswerWait({
+            timeoutMs: resendAfterS * 1000,
+            maxResends: resendTimes,
+            copy: (msg) => RED.util.cloneMessage(msg),
+            resend: sendAgain,
+            onReport: (since, totals) => node.warn(text("answers.report", { resentNow: since.resent, givenUpNow: since.givenUp, ...totals, after: resendAfterS, times: resendTimes })),
+            onNeverAnswered: () => node.warn(text("answers.never-answered")),
+          });
 
     const playback = new Playback(
       {
-        folder: folderSetting ? path.resolve(userDir, folderSetting) : BUNDLED_SAMPLES,
+        folder: {
+          path: folderSetting ? path.resolve(userDir, folderSetting) : BUNDLED_SAMPLES,
+          // Messages name the folder as it was given, never by a path the user did not type.
+          name: folderSetting || "models/samples",
+          maxFileBytes: Math.floor((positive(config.maxFileSize, MAX_FILE_MB) ?? DEFAULTS.maxFileSize) * 1024 * 1024),
+        },
         listName: config.listFile === undefined || config.listFile === null ? DEFAULTS.listFile : String(config.listFile).trim(),
         defaultListName: DEFAULTS.listFile,
         interval: whole(config.interval, 1, DEFAULTS.interval, MAX_INTERVAL),
@@ -67,7 +109,13 @@ export = function (RED: NodeAPI) {
       },
       {
         send: (msg) => node.send(msg),
-        track: delivery && ((msg) => delivery.track(msg, (copy) => node.send(copy))),
+        track:
+          delivery || answers
+            ? (msg) => {
+                delivery?.track(msg, (copy) => node.send(copy));
+                answers?.wait(msg);
+              }
+            : undefined,
         error: (message) => node.error(message),
         warn: (message) => node.warn(message),
         log: (message) => node.log(message),
@@ -99,7 +147,7 @@ export = function (RED: NodeAPI) {
     function explain(err: unknown): string {
       const message = String((err as Error)?.message ?? err);
       if (!folderSetting) return `${message} ${text("errors.bundled-missing")}`;
-      if (!path.isAbsolute(folderSetting)) return `${message} ${text("errors.relative", { folder: folderSetting, userDir })}`;
+      if (!path.isAbsolute(folderSetting)) return `${message} ${text("errors.relative", { folder: folderSetting })}`;
       return message;
     }
 
@@ -136,6 +184,13 @@ export = function (RED: NodeAPI) {
         done();
         return;
       }
+      // With resending on, an answer (a result or error reply with an id) is taken as one, never as a trigger.
+      const answer = answers && answerIn(msg);
+      if (answer) {
+        answers.answered(answer);
+        done();
+        return;
+      }
       let action: Command;
       let count = burstSize;
       try {
@@ -165,6 +220,8 @@ export = function (RED: NodeAPI) {
       try {
         playback.close();
         delivery?.close();
+        const unanswered = answers?.close() ?? 0;
+        if (unanswered > 0) node.log(text("answers.closed", { count: unanswered }));
         status.cancel();
         clearStatus(node);
       } finally {

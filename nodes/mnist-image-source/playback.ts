@@ -4,15 +4,15 @@
 // order of the images is never interleaved.
 import type { NodeMessage } from "node-red";
 import { imageMessage, newRunId } from "./image-message";
-import { CatalogueError, ImageReader, loadCatalogue, type Catalogue } from "./labelled-images";
+import { CatalogueError, ImageReader, loadCatalogue, type Catalogue, type ImageFolder } from "./labelled-images";
 import { Playlist, type PlaylistOptions } from "./playlist";
 import { MAX_WAITING, SerialQueue, type Done } from "./serial-queue";
 
 export type PlaybackState = "loading" | "ready" | "running" | "stopped" | "done" | "failed";
 
 export interface PlaybackOptions {
-  /** Absolute path of the folder of images. */
-  folder: string;
+  /** The folder of images: where it is, how messages name it, its file size limit. */
+  folder: ImageFolder;
   /** The list file's name in the folder; blank for none. */
   listName: string;
   /** A missing list file of any other name is warned about. */
@@ -168,7 +168,7 @@ export class Playback {
     this.report(catalogue.problems);
     this.skippedCount = catalogue.problems.length;
     if (catalogue.listMissing && listName !== this.options.defaultListName) {
-      this.hooks.warn(this.hooks.text("warnings.no-list", { file: listName, folder }));
+      this.hooks.warn(this.hooks.text("warnings.no-list", { file: listName, folder: folder.name }));
     }
     this.distinctFiles = new Set(catalogue.images.map((image) => image.file)).size;
     this.playlist = new Playlist(catalogue.images.length, this.options.order);
@@ -253,13 +253,13 @@ export class Playback {
       if (this.unreadable.has(image.file)) continue;
       let bytes: Buffer;
       try {
-        bytes = await this.reader.read(image);
+        bytes = await this.reader.read(image, catalogue);
       } catch (err) {
         this.unreadable.add(image.file);
         this.skippedCount++;
         this.hooks.error(String((err as Error).message));
         if (this.unreadable.size >= this.distinctFiles) {
-          this.fail(this.hooks.text("errors.none-readable", { count: this.distinctFiles, folder: this.options.folder }), "none-readable");
+          this.fail(this.hooks.text("errors.none-readable", { count: this.distinctFiles, folder: this.options.folder.name }), "none-readable");
           return false;
         }
         this.countChanged();
