@@ -685,3 +685,76 @@ describe("mnist-image-source: resend unanswered (AnswerWait, on a fake clock)", 
   });
 });
 
+
+// ---- the example chain flow: requests an inference instance lost are sent again --
+
+describe("mnist-image-source in flows/mnist-chain.json over MQTT", () => {
+  // Required here: it wraps the helper's core node loaders (once per flow), which the tests above do not need.
+  const flowSupport = require("./support/flow");
+  const { startTestBroker } = require("./support/broker");
+  const mqtt = require("mqtt");
+  const chain = () => JSON.parse(fs.readFileSync(path.join(__dirname, "..", "flows", "mnist-chain.json"), "utf8"));
+  let broker;
+
+  before(async () => {
+    broker = await startTestBroker();
+    process.env.MQTT_URL = broker.url;
+    await flowSupport.startServer();
+  });
+  after(async () => {
+    await flowSupport.stopServer();
+    await broker?.stop();
+    delete process.env.MQTT_URL;
+  });
+
+  it("is wired for it: resending on, and the result and error-reply mqtt in nodes feed the source", () => {
+    const flow = chain();
+    const source = flow.find((n) => n.type === "mnist-image-source");
+    assert.ok(Number(source.resendAfter) > 0 && Number(source.resendTimes) >= 1, "resend unanswered is on");
+    const answerFeeds = flow.filter((n) => n.type === "mqtt in" && n.wires[0].includes(source.id)).map((n) => n.topic);
+    assert.deepEqual(answerFeeds.sort(), ["${MNIST_ERROR_TOPIC}", "${MNIST_RESULT_TOPIC}"]);
+  });
+
+  it("requests taken by an inference instance that died are sent again and answered: none lost, each counted once", { timeout: 120000 }, async () => {
+    const flow = chain();
+    const tab = flow[0].id;
+    const source = flow.find((n) => n.type === "mnist-image-source");
+    Object.assign(source, { autoStart: false, resendAfter: "2" });
+    // The instance that "dies": the first 10 requests it gets vanish, as in a SIGKILLed Node-RED holding them.
+    const requestsIn = flow.find((n) => n.type === "mqtt in" && n.name === "requests");
+    const infer = requestsIn.wires[0];
+    requestsIn.wires = [["dies"]];
+    flow.push({
+      id: "dies", type: "function", z: tab, name: "dies holding 10", outputs: 1, x: 100, y: 900, wires: [infer],
+      func: `const id = JSON.parse(msg.payload.toString()).id;
+const lost = context.get("lost") || [];
+if (lost.length < 10 && !lost.includes(id)) { lost.push(id); context.set("lost", lost); return null; }
+return msg;`,
+    });
+    const result = flow.find((n) => n.type === "mnist-result");
+    result.wires[0].push("watch");
+    flow.push({ id: "watch", type: "helper", z: tab, x: 100, y: 950 });
+    try {
+      await flowSupport.load(flowSupport.FLOW_NODES, flow);
+      await flowSupport.mqttConnected(flow);
+      const sent = [];
+      const requestsOut = flow.find((n) => n.type === "mqtt out" && n.name === "requests");
+      flowSupport.helper.getNode(requestsOut.id).on("input", (msg) => sent.push({ id: msg.id, attempt: msg.attempt }));
+      const answered = [];
+      flowSupport.helper.getNode("watch").on("input", (msg) => answered.push(String(msg.result.id)));
+      flowSupport.helper.getNode(source.id).receive({ payload: "burst", count: 40 });
+      await waitFor(() => sent.length >= 40, "the burst to be sent", 30000);
+      const ids = [...new Set(sent.map((s) => s.id))];
+      assert.equal(ids.length, 40);
+      await waitFor(() => ids.every((id) => answered.includes(id)), "every request of the burst answered", 90000);
+      const lost = flowSupport.helper.getNode("dies").context().get("lost");
+      assert.equal(lost.length, 10);
+      for (const id of lost) assert.ok(sent.some((s) => s.id === id && s.attempt >= 2), `${id} was sent again`);
+      assert.equal(new Set(answered).size, answered.length, "mnist-result passed each answer on once");
+    } finally {
+      await flowSupport.unload();
+      // Leave no persistent session behind.
+      (await mqtt.connectAsync(broker.url, { clientId: "mnist-chain", clean: true, reconnectPeriod: 0 })).end(true);
+    }
+  });
+});
