@@ -534,6 +534,25 @@ describe("mnist-image-source", () => {
     assert.deepEqual(u.names(), ["small.png", "big.png"], "under the default 5 MB the same file is sent");
   });
 
+  it("does not read a list file over 8 MB: the images go unlabelled, and the error says why", async () => {
+    const dir = folder("huge-list", { "0.png": png(0) });
+    const line = "0.png 7\n";
+    fs.writeFileSync(path.join(dir, "labels.txt"), line.repeat(Math.ceil((8 * 1024 * 1024 + 1) / line.length)));
+    const t = await start({ folder: dir, mode: "input" });
+    await t.send({});
+    assert.equal(t.sent[0].filename, "0.png");
+    assert.equal(t.sent[0].label, undefined);
+    assert.match(t.errors()[0], /^cannot read the list file labels\.txt \(it is over the 8 MB limit\); the images are sent unlabelled$/);
+  });
+
+  it("warns that resending needs the envelope output when set with raw bytes", async () => {
+    const t = await start({ folder: DIGITS, mode: "input", output: "raw", resendAfter: "5" });
+    await t.send({});
+    assert.deepEqual(t.warnings(), ["mnist-image-source.answers.raw"]);
+    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
+    assert.equal(t.sent.length, 2, "without resending, an answer is an ordinary trigger");
+  });
+
   it("names a missing relative folder as configured, never by its absolute path", async () => {
     helper.settings({ userDir: scratch });
     const t = await start({ folder: "not/there", mode: "input" });
