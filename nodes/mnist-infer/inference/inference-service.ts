@@ -1,17 +1,17 @@
-// The main-thread side of inference: a bounded queue in front of one worker
-// thread. Whatever arrives while the worker is busy becomes the next batch, so
-// batches grow with load and a lone request is sent at once (no added latency).
+// The main-thread side of inference: one node's bounded queue in front of the
+// worker thread it shares with every node on the same model and backend
+// (shared-runtime.ts). Whatever arrives while the worker is busy becomes the
+// next batch, so batches grow with load and a lone request is sent at once.
 import { EventEmitter } from "events";
-import * as path from "path";
 import { performance } from "perf_hooks";
-import { Worker } from "worker_threads";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
 import { decodeForWorker, queuedSizeBound, type WorkerImage } from "../image/image-decoder";
-import type { FromWorker, ItemResult } from "./worker-protocol";
+import type { ItemResult } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
+import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
 
 export type { Prediction };
 
@@ -58,36 +58,36 @@ interface Decoding {
   dropped?: InputError;
 }
 
-/** Two batches in flight keep the worker busy while the next one is handed over. */
-const MAX_IN_FLIGHT = 2;
 const CLOSE_DRAIN_MS = 5000;
-const RESTART_DELAY_MS = 1000;
 
-export class InferenceService extends EventEmitter {
+export class InferenceService extends EventEmitter implements RuntimeClient {
   /** Worker threads alive across all services: lets tests prove redeploys leak none. */
-  static liveWorkers = 0;
+  static get liveWorkers(): number {
+    return liveWorkerCount();
+  }
 
   state: ServiceState = "loading";
   info?: ModelInfo;
   loadError?: string;
   readonly stats: ServiceStats = { accepted: 0, completed: 0, failed: 0, rejected: 0, dropped: 0, batches: 0, largestBatch: 0, workerRestarts: 0 };
 
-  private worker?: Worker;
+  /** The worker this node shares; none for a refused model file, nor once closed. */
+  private runtime?: SharedRuntime;
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private decoding: Decoding[] = [];
   /** What `decoding` has reserved, kept as a sum: the check runs for every request. */
   private decodingBytes = 0;
+  /** This node's batches in the worker, by the runtime's batch id. */
   private inFlight = new Map<number, Pending[]>();
-  private nextBatchId = 1;
-  private restartTimer?: NodeJS.Timeout;
   private drained?: () => void;
+  private closing?: Promise<void>;
 
   constructor(private readonly options: ServiceOptions) {
     super();
     // A refused model file starts no worker: it fails to load, with the reason, as a bad file would.
-    if (options.refusal === undefined) this.startWorker();
-    else queueMicrotask(() => this.onWorkerMessage({ type: "load-failed", message: options.refusal as string }));
+    if (options.refusal === undefined) this.runtime = SharedRuntime.attach(options.modelFile, options.backend, this);
+    else queueMicrotask(() => this.loadFailed(options.refusal as string));
   }
 
   /** Requests waiting for the worker, including those still being decoded. */
@@ -165,57 +165,36 @@ export class InferenceService extends EventEmitter {
   }
 
   private pump(): void {
-    if (this.state !== "ready" && this.state !== "closed") return;
-    if (!this.worker || !this.info) return;
-    const batchLimit = Math.max(1, Math.min(this.options.maxBatch, this.info.maxBatch));
-    while (this.inFlight.size < MAX_IN_FLIGHT && this.queue.length > 0) {
-      const batch = this.queue.splice(0, batchLimit);
-      for (const p of batch) this.queuedBytes -= p.bytes;
-      const batchId = this.nextBatchId++;
-      this.inFlight.set(batchId, batch);
-      this.stats.batches++;
-      this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
-      this.worker.postMessage({ type: "batch", batchId, images: batch.map((p) => p.image), preview: this.options.preview });
-    }
-    if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
+    this.runtime?.pump();
   }
 
-  private startWorker(): void {
-    const worker = new Worker(path.join(__dirname, "inference-worker.js"));
-    InferenceService.liveWorkers++;
-    worker.once("exit", () => InferenceService.liveWorkers--);
-    this.worker = worker;
-    worker.on("message", (message: FromWorker) => this.onWorkerMessage(message));
-    worker.on("error", (err) => this.onWorkerLost(worker, `the inference worker failed: ${err.message}`));
-    worker.on("exit", (code) => this.onWorkerLost(worker, `the inference worker exited (code ${code})`));
-    worker.postMessage({ type: "load", file: this.options.modelFile, backend: this.options.backend });
+  /** The shared worker asks this node for its next batch (its turn in the round). */
+  takeBatch(info: ModelInfo, batchId: number): ClientBatch | undefined {
+    if ((this.state !== "ready" && this.state !== "closed") || this.queue.length === 0) return undefined;
+    const batch = this.queue.splice(0, Math.max(1, Math.min(this.options.maxBatch, info.maxBatch)));
+    for (const p of batch) this.queuedBytes -= p.bytes;
+    this.inFlight.set(batchId, batch);
+    this.stats.batches++;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    return { images: batch.map((p) => p.image), preview: this.options.preview };
   }
 
-  private onWorkerMessage(message: FromWorker): void {
-    switch (message.type) {
-      case "ready":
-        if (this.state === "closed") return void this.pump();
-        this.info = message.info;
-        this.state = "ready";
-        this.emit("state", this.state);
-        this.pump();
-        return;
-      case "load-failed":
-        this.loadError = message.message;
-        this.state = this.state === "closed" ? "closed" : "failed";
-        this.failAll(new InputError("model", `the model is not available: ${message.message}`));
-        this.emit("state", this.state);
-        return;
-      case "batch-done":
-        this.settle(message.batchId, message.results, message.inferenceMs);
-        this.pump();
-        return;
-      case "closed":
-        return;
-    }
+  ready(info: ModelInfo): void {
+    if (this.state === "closed") return;
+    this.info = info;
+    this.state = "ready";
+    this.emit("state", this.state);
+    this.pump();
   }
 
-  private settle(batchId: number, results: ItemResult[], inferenceMs: number): void {
+  loadFailed(message: string): void {
+    this.loadError = message;
+    this.state = this.state === "closed" ? "closed" : "failed";
+    this.failAll(new InputError("model", `the model is not available: ${message}`));
+    this.emit("state", this.state);
+  }
+
+  settle(batchId: number, results: ItemResult[], inferenceMs: number): void {
     const batch = this.inFlight.get(batchId);
     if (!batch) return;
     this.inFlight.delete(batchId);
@@ -232,12 +211,11 @@ export class InferenceService extends EventEmitter {
       this.stats.completed++;
       pending.resolve(toPrediction(result, now - pending.enqueuedAt, inferenceMs, batch.length));
     });
+    if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
   }
 
-  /** The worker died under us: fail what it held, keep the queue, and start a new one. */
-  private onWorkerLost(worker: Worker, reason: string): void {
-    if (worker !== this.worker) return;
-    this.worker = undefined;
+  /** The shared worker died: fail what it held of ours, keep the queue; the runtime starts a new one. */
+  lost(reason: string): void {
     for (const batch of this.inFlight.values()) {
       for (const pending of batch) {
         this.stats.failed++;
@@ -249,7 +227,6 @@ export class InferenceService extends EventEmitter {
     this.state = "loading";
     this.emit("state", this.state, reason);
     this.stats.workerRestarts++;
-    this.restartTimer = setTimeout(() => this.startWorker(), RESTART_DELAY_MS);
   }
 
   private failAll(err: Error): void {
@@ -260,9 +237,13 @@ export class InferenceService extends EventEmitter {
     }
   }
 
-  /** Finishes what was accepted (bounded in time), then frees the session and the worker. */
-  async close(): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+  /** Finishes what was accepted (bounded in time), then leaves the worker (the last node to leave ends it). */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     const wasReady = this.state === "ready";
     this.state = "closed";
     if (wasReady && (this.queue.length > 0 || this.inFlight.size > 0)) {
@@ -273,18 +254,11 @@ export class InferenceService extends EventEmitter {
     }
     this.drained = undefined;
     this.failAll(new InputError("closed", "the node was stopped or redeployed before the request was classified"));
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 2000);
-        worker.once("exit", () => { clearTimeout(timer); resolve(); });
-        worker.postMessage({ type: "close" });
-      });
-      await worker.terminate();
-    }
+    const runtime = this.runtime;
+    this.runtime = undefined;
     for (const batch of this.inFlight.values()) batch.forEach((p) => p.reject(new InputError("closed", "the node was stopped before the request was classified")));
     this.inFlight.clear();
+    await runtime?.detach(this);
     this.removeAllListeners();
   }
 }
