@@ -1,0 +1,155 @@
+"use strict";
+// Many mnist-infer nodes, one runtime: nodes on the same model file and backend
+// setting share one worker thread and ONNX session, each keeping its own queue;
+// the worker takes their batches in turn. Checked in a Node-RED runtime with ten
+// such nodes (and one node each on another backend and another model file), and
+// in real Node-RED processes running 1 and 10 copies of flows/mnist-infer.json.
+const { describe, it, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { helper, load, statusOf, startServer, stopServer, unload } = require("./support/flow");
+const { loadSamples } = require("./support/samples");
+
+const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
+const catchNode = require("@node-red/nodes/core/common/25-catch.js");
+const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
+const { sharedRuntimes } = require("../dist/nodes/mnist-infer/inference/shared-runtime.js");
+const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
+
+/** Held-out digits the shipped model classifies right (it gets about 1 in 100 wrong): "answers correctly" is then exact. */
+let samples = loadSamples(100);
+const TEN = Array.from({ length: 10 }, (_, i) => `n${i}`);
+/** The node option the fairness bound is stated in (the default). */
+const MAX_BATCH = 32;
+/** Batches the shared worker holds at once (shared-runtime.ts). */
+const MAX_IN_FLIGHT = 2;
+
+/** Ten nodes on the shipped model, one on WebAssembly, one on a copy of the model; each wired to its own output. */
+function flow(inferIds = [...TEN, "n-wasm", "n-copy"]) {
+  const nodes = [
+    { id: "t1", type: "tab", label: "shared runtime" },
+    { id: "n-catch", type: "catch", z: "t1", scope: null, uncaught: false, wires: [["errors"]] },
+    { id: "errors", type: "helper", z: "t1" },
+  ];
+  for (const id of [...TEN, "n-wasm", "n-copy"]) {
+    nodes.push({ id: `out-${id}`, type: "helper", z: "t1" });
+    if (!inferIds.includes(id)) continue;
+    const own = id === "n-wasm" ? { backend: "wasm" } : id === "n-copy" ? { model: "copy.onnx" } : {};
+    nodes.push({ id, type: "mnist-infer", z: "t1", maxBatch: MAX_BATCH, queueSize: 1000, wires: [[`out-${id}`]], ...own });
+  }
+  return nodes;
+}
+
+/** Every answer and error as it arrives, in one sequence: { node, id, digit } or { node, id, error }. */
+function recorder(ids) {
+  const seen = [];
+  for (const id of ids) helper.getNode(`out-${id}`).on("input", (msg) => seen.push({ node: id, id: msg.id, digit: msg.payload.digit }));
+  helper.getNode("errors").on("input", (msg) => seen.push({ node: msg.error.source.id, id: msg.id, error: msg.error.message }));
+  return seen;
+}
+
+async function until(test, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** Deploys the flow with only `inferIds` as the editor's "modified nodes" deploy does; resolves once removed nodes have stopped. */
+async function deployOnly(inferIds) {
+  await helper._redNodes.setFlows(flow(inferIds), {}, "nodes");
+}
+
+describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeout: 180000 }, () => {
+  let userDir;
+  before(async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-shared-"));
+    fs.copyFileSync(BUNDLED_MODEL, path.join(userDir, "copy.onnx"));
+    helper.settings({ userDir });
+    const reference = new InferenceService({ modelFile: BUNDLED_MODEL, backend: "auto", maxBatch: 32, queueLimit: 1000, queueBytes: 64 * 1024 * 1024, overflow: "reject-newest", maxPixels: 24e6, preview: false });
+    const digits = await Promise.all(samples.map((s) => reference.classify({ kind: "bytes", bytes: s.bytes }).then((p) => p.digit)));
+    await reference.close();
+    samples = samples.filter((s, i) => digits[i] === s.label);
+    assert.ok(samples.length >= 90, `${samples.length} of 100 classified right`);
+    await startServer();
+    await load([inferNode, catchNode], flow());
+    for (const id of [...TEN, "n-wasm", "n-copy"]) await statusOf(id, "green", 60000);
+  });
+  after(async () => {
+    await unload();
+    await stopServer();
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("ten nodes on one model share one worker; a node on another backend and one on another model file have their own", () => {
+    assert.equal(InferenceService.liveWorkers, 3, "one worker for the ten, one for WebAssembly, one for the copy");
+    const runtimes = sharedRuntimes().map((r) => ({ file: path.basename(r.modelFile), backend: r.backend, nodes: r.nodes }));
+    assert.deepEqual(runtimes.sort((a, b) => b.nodes - a.nodes || a.backend.localeCompare(b.backend)), [
+      { file: "mnist-cnn.onnx", backend: "auto", nodes: 10 },
+      { file: "copy.onnx", backend: "auto", nodes: 1 },
+      { file: "mnist-cnn.onnx", backend: "wasm", nodes: 1 },
+    ]);
+  });
+
+  it("every node answers its own requests correctly, on its own backend", async () => {
+    const ids = [...TEN, "n-wasm", "n-copy"];
+    const seen = recorder(ids);
+    const backends = new Map();
+    for (const id of ids) helper.getNode(`out-${id}`).on("input", (msg) => backends.set(id, msg.payload.model.backend));
+    ids.forEach((id, k) => {
+      for (let j = 0; j < 5; j++) helper.getNode(id).receive({ payload: samples[k * 5 + j].bytes, id: `${id}-${j}` });
+    });
+    assert.ok(await until(() => seen.length >= ids.length * 5), `${seen.length} of ${ids.length * 5} answered`);
+    assert.deepEqual(seen.filter((s) => s.error), [], "no errors");
+    ids.forEach((id, k) => {
+      const mine = seen.filter((s) => s.node === id).sort((a, b) => a.id.localeCompare(b.id));
+      assert.deepEqual(mine.map((s) => s.digit), samples.slice(k * 5, k * 5 + 5).map((s) => s.label), `${id}'s answers`);
+    });
+    assert.equal(backends.get("n-wasm"), "wasm");
+    assert.equal(backends.get("n0"), "native");
+  });
+
+  it("a flood into one node does not hold up the others: their lone requests are answered within a few batches", async () => {
+    const flood = 900;
+    const lone = ["n1", "n2", "n3"];
+    const seen = recorder(["n0", ...lone]);
+    for (let i = 0; i < flood; i++) helper.getNode("n0").receive({ payload: samples[i % samples.length].bytes, id: `f${i}` });
+    // Sent after the whole flood: a single queue would answer them after all 900.
+    for (const id of lone) helper.getNode(id).receive({ payload: samples[0].bytes, id: `lone-${id}` });
+    assert.ok(await until(() => seen.length >= flood + lone.length, 120000), `${seen.length} of ${flood + lone.length} answered`);
+    assert.deepEqual(seen.filter((s) => s.error), [], "no errors (the flood fits the queue)");
+    const floodBefore = (id) => seen.slice(0, seen.findIndex((s) => s.id === `lone-${id}`)).filter((s) => s.node === "n0").length;
+    const counts = lone.map(floodBefore);
+    // In the worker's turns, a lone request waits at most for the batches already in flight and one batch of each other node.
+    const bound = (MAX_IN_FLIGHT + lone.length) * MAX_BATCH;
+    for (const [k, id] of lone.entries()) {
+      assert.ok(counts[k] <= bound, `${id}'s request was answered after ${counts[k]} of the flood's ${flood} (at most ${bound})`);
+      assert.equal(seen.find((s) => s.id === `lone-${id}`).digit, samples[0].label);
+    }
+    console.log(`lone requests answered after ${counts.join(", ")} of ${flood} flooded requests (bound ${bound})`);
+  });
+
+  it("closing the ten nodes one by one ends their worker only with the last; the others keep answering", async () => {
+    let running = [...TEN, "n-wasm", "n-copy"];
+    for (const id of [...TEN].reverse()) {
+      running = running.filter((r) => r !== id);
+      await deployOnly(running);
+      const left = running.filter((r) => TEN.includes(r));
+      assert.equal(InferenceService.liveWorkers, left.length > 0 ? 3 : 2, `after closing ${id}: ${left.length} of the ten remain`);
+      if (left.length === 0) break;
+      await statusOf(left[0], "green");
+      const seen = recorder([left[0]]);
+      helper.getNode(left[0]).receive({ payload: samples[7].bytes, id: `after-${id}` });
+      assert.ok(await until(() => seen.length > 0), `${left[0]} answers after ${id} closed`);
+      assert.equal(seen[0].digit, samples[7].label);
+    }
+    assert.deepEqual(sharedRuntimes().map((r) => r.nodes), [1, 1], "the WebAssembly node and the copy's keep theirs");
+    await unload();
+    assert.equal(InferenceService.liveWorkers, 0, "no worker outlives its nodes");
+  });
+});
