@@ -9,8 +9,11 @@ const assert = require("node:assert/strict");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
+const mqtt = require("mqtt");
 const { helper, load, statusOf, startServer, stopServer, unload } = require("./support/flow");
 const { loadSamples } = require("./support/samples");
+const { startTestBroker } = require("./support/broker");
+const { startNodeRed } = require("./support/node-red-process");
 
 const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
 const catchNode = require("@node-red/nodes/core/common/25-catch.js");
@@ -151,5 +154,86 @@ describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeou
     assert.deepEqual(sharedRuntimes().map((r) => r.nodes), [1, 1], "the WebAssembly node and the copy's keep theirs");
     await unload();
     assert.equal(InferenceService.liveWorkers, 0, "no worker outlives its nodes");
+  });
+});
+
+/** `copies` copies of flows/mnist-infer.json, each on its own tab, topics mnist/<i> → result/<i>, MQTT session mnist-infer-<i>. */
+function inferTabs(copies) {
+  const text = fs.readFileSync(path.join(__dirname, "..", "flows", "mnist-infer.json"), "utf8");
+  const ids = JSON.parse(text).map((node) => node.id);
+  return Array.from({ length: copies }, (_, i) => {
+    const nodes = JSON.parse(ids.reduce((copy, id) => copy.split(`"${id}"`).join(`"${id}-${i}"`), text));
+    const tab = nodes.find((node) => node.type === "tab");
+    tab.label += ` ${i}`;
+    const own = { MNIST_REQUEST_TOPIC: `mnist/${i}`, MNIST_RESULT_TOPIC: `result/${i}`, MNIST_ERROR_TOPIC: `result/${i}/error`, MQTT_CLIENT_ID: `mnist-infer-${i}-${process.pid}` };
+    for (const variable of tab.env) if (own[variable.name]) Object.assign(variable, { type: "str", value: own[variable.name] });
+    return nodes;
+  }).flat();
+}
+
+/** VmRSS (MB) and thread count of a process, from /proc. */
+function processInfo(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return { rssMb: Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 102.4) / 10, threads: Number(/Threads:\s+(\d+)/.exec(status)[1]) };
+}
+
+describe("a Node-RED process running 1 and 10 copies of flows/mnist-infer.json", { timeout: 240000 }, () => {
+  let broker;
+  let dir;
+  before(async () => {
+    broker = await startTestBroker();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-tabs-"));
+  });
+  after(async () => {
+    await broker?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Starts Node-RED on `copies` tabs, has every tab classify 10 digits, and returns the process's figures once settled. */
+  async function run(copies) {
+    const file = path.join(dir, `tabs-${copies}.json`);
+    fs.writeFileSync(file, JSON.stringify(inferTabs(copies)));
+    const loaded = new RegExp(`(model \\S+ loaded[\\s\\S]*){${copies}}`);
+    const nr = await startNodeRed({ flow: file, mqttUrl: broker.url, ready: [/Started flows/, loaded, /Connected to broker/], readyTimeoutMs: 120000 });
+    const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    try {
+      const answers = new Map();
+      client.on("message", (topic, payload) => answers.set(`${topic} ${JSON.parse(payload).id}`, JSON.parse(payload)));
+      await client.subscribeAsync("result/#", { qos: 1 });
+      // Every tab's mqtt in subscribed: each answers a probe.
+      const probed = async (i) => {
+        for (let attempt = 0; attempt < 100 && !answers.has(`result/${i} probe`); attempt++) {
+          await client.publishAsync(`mnist/${i}`, JSON.stringify({ id: "probe", image: samples[0].bytes.toString("base64") }), { qos: 1 });
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      for (let i = 0; i < copies; i++) await probed(i);
+      for (let i = 0; i < copies; i++) {
+        for (let j = 0; j < 10; j++) client.publish(`mnist/${i}`, JSON.stringify({ id: `d${j}`, image: samples[j].bytes.toString("base64") }), { qos: 1 });
+      }
+      const want = copies * 11;
+      const deadline = Date.now() + 60000;
+      while (answers.size < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(answers.size, want, `${answers.size} of ${want} answered`);
+      for (let i = 0; i < copies; i++) {
+        for (let j = 0; j < 10; j++) assert.equal(answers.get(`result/${i} d${j}`).digit, samples[j].label, `tab ${i}, digit ${j}`);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      return processInfo(nr.pid);
+    } finally {
+      await client.endAsync();
+      await nr.stop();
+    }
+  }
+
+  it("ten tabs answer correctly, with no thread and little memory more than one", async () => {
+    const one = await run(1);
+    const ten = await run(10);
+    const perNode = Math.round(((ten.rssMb - one.rssMb) / 9) * 10) / 10;
+    console.log(`1 copy: ${one.rssMb} MB, ${one.threads} threads; 10 copies: ${ten.rssMb} MB, ${ten.threads} threads (${perNode} MB per extra node)`);
+    // One worker per node would add its thread each: nine more.
+    assert.ok(ten.threads <= one.threads + 1, `threads ${one.threads} → ${ten.threads}`);
+    // One session per node added about 15 MB each; RSS wanders a few MB from run to run.
+    assert.ok(perNode <= 5, `each extra node added ${perNode} MB`);
   });
 });
