@@ -117,7 +117,7 @@ async function main(argv: string[]): Promise<void> {
   const samples = loadSamples();
   const stepMs = options.quick ? 300 : 700;
   say("limits: onnxruntime-node (batch 64, default threads) and onnxruntime-web (batch 32 and 64) alone");
-  result.limits = await measureLimits(samples, { ms: stepMs, repeats: 3 });
+  result.limits = await measureLimits(samples, { ms: stepMs, repeats: 3, pinnedCores: options.cores });
   say(options.stages.has(1) ? "stage 1: ceilings of each step, in this process" : "what the model answers for each sample, to check results against");
   // The references (what the model answers for each sample) are needed by stages 3 and 4 too.
   const ceilings = await measureCeilings(samples, { ms: options.stages.has(1) ? stepMs : 50, repeats: options.stages.has(1) ? 3 : 1 });
@@ -175,7 +175,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   say("limits again, at the end of the run");
-  result.limits.again = await measureLimits(samples, { ms: stepMs, repeats: 3 });
+  result.limits.again = await measureLimits(samples, { ms: stepMs, repeats: 3, pinnedCores: options.cores });
   result.seconds = (Date.now() - started) / 1000;
   const file = path.join(REPO_ROOT, "bench-results", `bench-${result.startedAt.replace(/[:.]/g, "-")}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });

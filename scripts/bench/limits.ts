@@ -27,19 +27,32 @@ export interface Limit {
 
 export interface Limits {
   native?: Limit;
+  /** Not a limit: onnxruntime-node at batch 64 on one thread, as mnist-infer runs it. When the
+   *  default-threads figure falls below it, other load is slowing ONNX Runtime's thread pool
+   *  (each parallel step waits for its slowest thread) and the shares overstate. */
+  nativeOneThread?: Limit;
   wasm?: Limit;
   /** The same measured again at the end of the run, when there was time: the machine's load moves. */
-  again?: { native?: Limit; wasm?: Limit };
+  again?: { native?: Limit; nativeOneThread?: Limit; wasm?: Limit };
 }
 
-/** Both limits; a backend that cannot load here is left out (and the report says so). */
-export async function measureLimits(samples: Sample[], options: { ms: number; repeats: number }): Promise<Omit<Limits, "again">> {
+/**
+ * Both limits; a backend that cannot load here is left out (and the report says so).
+ * `pinnedCores` (--cores): ONNX Runtime sizes its default thread pool by the
+ * machine's cores, not by the CPU affinity taskset sets, and so would run two
+ * threads on one core; on a machine of that many cores it would choose that many.
+ */
+export async function measureLimits(samples: Sample[], options: { ms: number; repeats: number; pinnedCores?: number }): Promise<Omit<Limits, "again">> {
   const inputs = samples.map((s) => preprocess(decodePng(s.png)).pixels);
   const limits: Omit<Limits, "again"> = {};
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const ort = require("onnxruntime-node") as OrtApi;
-    limits.native = await limitOf(ort, { executionProviders: ["cpu"], graphOptimizationLevel: "all" }, [64], inputs, options, "default");
+    const cores = options.pinnedCores;
+    const defaults = cores ? { intraOpNumThreads: cores } : {};
+    limits.native = await limitOf(ort, { executionProviders: ["cpu"], graphOptimizationLevel: "all", ...defaults }, [64], inputs, options, cores ?? "default");
+    const oneThread = { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 } as const;
+    limits.nativeOneThread = await limitOf(ort, oneThread, [64], inputs, options, 1);
   } catch (err) {
     console.error(`the native limit could not be measured: ${(err as Error).message.split("\n")[0]}`);
   }
@@ -49,7 +62,7 @@ export async function measureLimits(samples: Sample[], options: { ms: number; re
 }
 
 /** The limit the report divides by: the higher of the two measurements, so a busy moment does not flatter a share. */
-export function limitRate(limits: Limits | undefined, backend: "native" | "wasm"): number | undefined {
+export function limitRate(limits: Limits | undefined, backend: "native" | "nativeOneThread" | "wasm"): number | undefined {
   const rates = [limits?.[backend]?.rate, limits?.again?.[backend]?.rate].filter((r): r is number => typeof r === "number" && r > 0);
   return rates.length ? Math.max(...rates) : undefined;
 }

@@ -18,14 +18,24 @@ export function shareRows(result: BenchResult): Array<Row | string> {
     if (!start) return void rows.push([name, "could not load here"]);
     const batches = Object.keys(start.byBatch).map(Number);
     const at = (l: Limit) => batches.map((b) => rate(l.byBatch[b])).join(" / ");
-    const threads = start.threads === "default" ? "default threads" : `${start.threads} thread${start.threads === 1 ? "" : "s"}`;
+    const count = start.threads === "default" ? "default threads" : `${start.threads} thread${start.threads === 1 ? "" : "s"}`;
+    const pinned = result.options.cores;
+    const threads = name === "onnxruntime-node" && pinned ? `${count} (its default on ${pinned} core${pinned === 1 ? "" : "s"})` : count;
     rows.push([`${name}, ${threads}, batch ${batches.join(" / ")}`, `${at(start)}${end ? ` → ${at(end)}` : ""}`]);
   };
   describe("onnxruntime-node", limits.native, limits.again?.native);
+  describe("  for comparison, not a limit: onnxruntime-node", limits.nativeOneThread, limits.again?.nativeOneThread);
   describe("onnxruntime-web", limits.wasm, limits.again?.wasm);
 
   const native = limitRate(limits, "native");
   const wasm = limitRate(limits, "wasm");
+  const oneThread = limitRate(limits, "nativeOneThread");
+  if (native && oneThread && native < 0.9 * oneThread) {
+    rows.push(
+      `note: with its default threads onnxruntime-node ran slower than on one thread (${rate(native)} against ${rate(oneThread)}): ` +
+        `other work on the machine is slowing its thread pool, whose every step waits for its slowest thread. The limit is low and the shares too high; run again when the machine is quieter.`,
+    );
+  }
   if (native || wasm) rows.push("Shares of the limit (the higher of its measurements, so a busy moment flatters no share)");
   if (native) {
     rows.push(["native limit", rate(native)]);
