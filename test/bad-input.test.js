@@ -236,8 +236,11 @@ describe("a broken model through the broker", { timeout: 60000 }, () => {
     process.env.MQTT_URL = broker.url;
     await startServer();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-bad-model-"));
+    // The models are in the user directory: the only place (with the package's models) a model may come from.
+    helper.settings({ userDir: dir });
   });
   after(async () => {
+    helper.settings({});
     await client?.endAsync();
     await stopServer();
     await broker.stop();
@@ -246,11 +249,10 @@ describe("a broken model through the broker", { timeout: 60000 }, () => {
   });
 
   for (const [name, model, pattern] of [
-    ["missing", () => path.join(dir, "no-such-model.onnx"), /not found/],
+    ["missing", () => "no-such-model.onnx", /not found/],
     ["not ONNX", () => {
-      const file = path.join(dir, "bogus.onnx");
-      fs.writeFileSync(file, "this is not a model");
-      return file;
+      fs.writeFileSync(path.join(dir, "bogus.onnx"), "this is not a model");
+      return "bogus.onnx";
     }, /not a loadable ONNX model/],
   ]) {
     it(`a ${name} model: red status, a clear error reply for each request, Node-RED keeps running`, async () => {

@@ -11,6 +11,10 @@ const os = require("os");
 const path = require("path");
 const { browserSkipReason, launchBrowser, openPage, screenshot, localProblems, startDemo } = require("./support/browser");
 
+/** The bundled model's card: what the model panel must show. */
+const CARD = require("../models/mnist-cnn.json");
+const heldOut = () => `${(CARD.heldOutAccuracy * 100).toFixed(2)}%`.replace(".", "\\.");
+
 const TYPES = ["mnist-image-source", "mnist-infer", "mnist-result"];
 const PASSWORD = "editor-test-password";
 const EXAMPLES = path.join(__dirname, "..", "examples");
@@ -172,7 +176,7 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     assert.equal(await page.locator("#node-input-confirmDelivery").isChecked(), false, "confirm delivery is offered, off by default");
     assert.match(await page.locator("label[for=node-input-confirmDelivery]:not(:has(i))").last().innerText(), /until a Complete node on its mqtt out hands it back/);
     assert.equal(await page.inputValue("#node-input-repeatWindow"), "60");
-    assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /seconds: answer a redelivered request once/);
+    assert.match(await page.locator("#node-input-repeatWindow + span").innerText(), /seconds: a request sent again is given the first one's answer/);
     assert.equal(await page.inputValue("#node-input-queueMemory"), "64");
     assert.match(await page.locator("#node-input-queueMemory + span").innerText(), /MB of images/);
     // Every limit on a row of its own, with a label and its unit.
@@ -220,11 +224,14 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     await box.locator("table").waitFor();
     const text = await box.innerText();
     assert.match(text, /mnist-infer can use this model/);
-    assert.match(text, /mnist-cnn 1\.0\.0 · bundled with the package/);
+    // The figures are the model card's (models/mnist-cnn.json).
+    assert.ok(text.includes(`mnist-cnn ${CARD.version} · bundled with the package`), text);
     assert.match(text, /Input\s+image \[batch, 1, 28, 28\]/);
     assert.match(text, /Output\s+logits \[batch, 10\]/);
-    assert.match(text, /Held-out accuracy\s+99\.13% \(1,487 of 1,500 digits it never trained on\)/);
-    assert.match(text, /Parameters\s+98,554 · ONNX opset 13/);
+    assert.match(text, new RegExp(`Held-out accuracy\\s+${heldOut()} \\(${CARD.heldOutCorrect.toLocaleString("en-US")} of 1,500 digits it never trained on\\)`));
+    assert.match(text, new RegExp(`Unsure below\\s+${CARD.unsureBelow} confidence`));
+    assert.match(text, new RegExp(`Parameters\\s+${CARD.parameters.toLocaleString("en-US")} · ONNX opset 13`));
+    assert.match(text, /Backend\s+native here, once deployed/);
     await screenshot(page, "editor-infer-dialog", { docs: "editor-infer-dialog" });
   });
 
@@ -397,7 +404,7 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
     // The deployed chain's mnist-infer shows its counters in the edit dialog.
     await inEditor(() => RED.editor.edit(RED.nodes.filterNodes({ type: "mnist-infer" }).find((n) => n.z === RED.workspaces.active())));
     await page.waitForSelector("#mnist-infer-stats");
-    await page.waitForFunction(() => /\d+ classified, 0 refused \(queue full\), 0 bad input; \d+ redelivered requests ignored, \d+ replies sent again; \d+ waiting now/.test(document.querySelector("#mnist-infer-stats").textContent), null, { timeout: 10000 });
+    await page.waitForFunction(() => /\d+ classified, 0 refused \(queue full\), 0 bad input; \d+ requests sent again given their first answer, \d+ replies sent again; \d+ waiting now/.test(document.querySelector("#mnist-infer-stats").textContent), null, { timeout: 10000 });
     assert.ok(Number(/(\d+) classified/.exec(await page.locator("#mnist-infer-stats").innerText())[1]) > 0);
     await page.click("#node-dialog-cancel");
     assert.deepEqual(localProblems(problems(), demo.url), [], "no request of the editor failed");
@@ -432,7 +439,7 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.equal((await zh.locator("label[for=node-input-property]").innerText()).trim(), "图像");
       await zh.click("#node-input-model-info");
       await zh.locator("#mnist-infer-model-info table").waitFor();
-      assert.match(await zh.locator("#mnist-infer-model-info").innerText(), /mnist-infer 可以使用此模型[\s\S]*留出集准确率\s+99\.13%/);
+      assert.match(await zh.locator("#mnist-infer-model-info").innerText(), new RegExp(`mnist-infer 可以使用此模型[\\s\\S]*留出集准确率\\s+${heldOut()}`));
       await screenshot(zh, "editor-zh-CN", { docs: "editor-zh-CN" });
       await zh.click("#node-dialog-cancel");
       assert.deepEqual(localProblems(chinese.problems(), demo.url), []);
