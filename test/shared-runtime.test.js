@@ -21,6 +21,16 @@ const { InferenceService } = require("../dist/nodes/mnist-infer/inference/infere
 const { sharedRuntimes } = require("../dist/nodes/mnist-infer/inference/shared-runtime.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
+// Every worker thread started from here on, so a test can make one crash.
+const workerThreads = require("worker_threads");
+const workers = [];
+workerThreads.Worker = class extends workerThreads.Worker {
+  constructor(...args) {
+    super(...args);
+    workers.push(this);
+  }
+};
+
 /** Held-out digits the shipped model classifies right (it gets about 1 in 100 wrong): "answers correctly" is then exact. */
 let samples = loadSamples(100);
 const TEN = Array.from({ length: 10 }, (_, i) => `n${i}`);
@@ -62,9 +72,11 @@ async function until(test, timeoutMs = 30000) {
   return true;
 }
 
-/** Deploys the flow with only `inferIds` as the editor's "modified nodes" deploy does; resolves once removed nodes have stopped. */
+/** Deploys the flow with only `inferIds` as the editor's "modified nodes" deploy does; resolves once it has stopped the removed and started the rest. */
 async function deployOnly(inferIds) {
+  const started = new Promise((resolve) => helper._events.once("flows:started", resolve));
   await helper._redNodes.setFlows(flow(inferIds), {}, "nodes");
+  await started;
 }
 
 describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeout: 180000 }, () => {
@@ -137,6 +149,26 @@ describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeou
     console.log(`lone requests answered after ${counts.join(", ")} of ${flood} flooded requests (bound ${bound})`);
   });
 
+  it("a crash of the shared worker reaches all ten nodes, which restart it once and answer again", async () => {
+    const shared = sharedRuntimes().find((r) => r.nodes === 10);
+    const others = sharedRuntimes().filter((r) => r.nodes !== 10).map((r) => r.threadId);
+    const restarting = TEN.map((id) => statusOf(id, (s) => /restarting/.test(s.text)));
+    await workers.find((w) => w.threadId === shared.threadId).terminate();
+    await Promise.all(restarting);
+    await Promise.all(TEN.map((id) => statusOf(id, "green")));
+    assert.equal(InferenceService.liveWorkers, 3, "one new worker for the ten");
+    assert.deepEqual(sharedRuntimes().filter((r) => r.nodes !== 10).map((r) => r.threadId), others, "the other runtimes kept theirs");
+    assert.notEqual(sharedRuntimes().find((r) => r.nodes === 10).threadId, shared.threadId);
+    const seen = recorder(TEN);
+    TEN.forEach((id, k) => helper.getNode(id).receive({ payload: samples[k].bytes, id: `again-${id}` }));
+    assert.ok(await until(() => seen.length >= 10), `${seen.length} of 10 answered after the restart`);
+    for (const [k, id] of TEN.entries()) assert.equal(seen.find((s) => s.node === id).digit, samples[k].label, id);
+    for (const id of TEN) {
+      const stats = (await helper.request().get(`/mnist-infer/${id}/stats`).expect(200)).body;
+      assert.equal(stats.workerRestarts, 1, `${id} counted the restart`);
+    }
+  });
+
   it("closing the ten nodes one by one ends their worker only with the last; the others keep answering", async () => {
     let running = [...TEN, "n-wasm", "n-copy"];
     for (const id of [...TEN].reverse()) {
@@ -154,6 +186,35 @@ describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeou
     assert.deepEqual(sharedRuntimes().map((r) => r.nodes), [1, 1], "the WebAssembly node and the copy's keep theirs");
     await unload();
     assert.equal(InferenceService.liveWorkers, 0, "no worker outlives its nodes");
+  });
+});
+
+describe("a model that fails to load, shared", { timeout: 60000 }, () => {
+  let userDir;
+  before(async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-shared-bad-"));
+    fs.writeFileSync(path.join(userDir, "bogus.onnx"), "this is not a model");
+    helper.settings({ userDir });
+    await startServer();
+  });
+  after(async () => {
+    await unload();
+    await stopServer();
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("every node on it fails with the reason, from one worker's attempt", async () => {
+    const ids = ["n0", "n1", "n2"];
+    await load([inferNode, catchNode], flow(ids).map((n) => (n.type === "mnist-infer" ? { ...n, model: "bogus.onnx" } : n)));
+    await Promise.all(ids.map((id) => statusOf(id, "red")));
+    assert.equal(InferenceService.liveWorkers, 1);
+    const seen = recorder(ids);
+    for (const id of ids) helper.getNode(id).receive({ payload: samples[0].bytes, id: `bad-${id}` });
+    assert.ok(await until(() => seen.length >= ids.length));
+    for (const id of ids) assert.match(seen.find((s) => s.node === id).error ?? "", /bogus\.onnx is not a loadable ONNX model/, id);
+    await unload();
+    assert.equal(InferenceService.liveWorkers, 0);
   });
 });
 

@@ -43,8 +43,8 @@ export function liveWorkerCount(): number {
 }
 
 /** The runtimes running now: which model and backend, and how many nodes share each. */
-export function sharedRuntimes(): Array<{ modelFile: string; backend: BackendSetting; nodes: number; worker: boolean }> {
-  return [...runtimes.values()].map((r) => ({ modelFile: r.modelFile, backend: r.backend, nodes: r.clientCount, worker: r.hasWorker }));
+export function sharedRuntimes(): Array<{ modelFile: string; backend: BackendSetting; nodes: number; threadId?: number }> {
+  return [...runtimes.values()].map((r) => ({ modelFile: r.modelFile, backend: r.backend, nodes: r.clientCount, threadId: r.threadId }));
 }
 
 export class SharedRuntime {
@@ -83,8 +83,9 @@ export class SharedRuntime {
     return this.clients.length;
   }
 
-  get hasWorker(): boolean {
-    return this.worker !== undefined;
+  /** The worker's thread id; none while it restarts. */
+  get threadId(): number | undefined {
+    return this.worker?.threadId;
   }
 
   private join(client: RuntimeClient): void {
