@@ -492,6 +492,25 @@ describe("mnist-infer", () => {
     assert.deepEqual([stats.faults, stats.badInput], [1, 0]);
   });
 
+  it("leaves what it holds when it stops to the node that takes its place: every request answered once", async () => {
+    const flowOf = () => flow({ queueSize: 1000 });
+    await load([inferNode, catchNode], flowOf());
+    let node = helper.getNode("n-infer");
+    await statusOf("n-infer", (s) => s.fill === "green");
+    const answered = new Map();
+    const listen = () => helper.getNode("n-out").on("input", (msg) => answered.set(msg.id, (answered.get(msg.id) ?? 0) + 1));
+    listen();
+    samples.slice(0, 200).forEach((s, i) => node.receive({ payload: s.bytes, id: `h${i}` }));
+    await unload(); // a redeploy: stopped with most of the 200 still queued
+    await load([inferNode, catchNode], flowOf());
+    node = helper.getNode("n-infer");
+    listen();
+    const deadline = Date.now() + 30000;
+    while (answered.size < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered.size, 200, `${answered.size} of 200 answered across the redeploy`);
+    assert.ok([...answered.values()].every((n) => n === 1), "each once");
+  });
+
   it("releases its worker on every redeploy", async () => {
     for (let i = 0; i < 10; i++) {
       const node = await loadInfer();

@@ -81,6 +81,8 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   /** This node's batches in the worker, by the runtime's batch id. */
   private inFlight = new Map<number, Pending[]>();
   private drained?: () => void;
+  /** Called when the last request being decoded has left `decoding` (a close waits for it). */
+  private decoded?: () => void;
   private closing?: Promise<void>;
 
   constructor(private readonly options: ServiceOptions) {
@@ -122,6 +124,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
         this.decoding.splice(at, 1);
         this.decodingBytes -= reserve;
       }
+      if (this.decoding.length === 0) this.decoded?.();
     }
     if (place.dropped) throw place.dropped;
     // At most what was reserved for it while it was decoded.
@@ -253,7 +256,12 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
       });
     }
     this.drained = undefined;
-    this.failAll(new InputError("closed", "the node was stopped or redeployed before the request was classified"));
+    // Requests still being decoded end as "closed" as soon as their decoding does, before the close
+    // completes: none is left waiting on a worker that is gone, and the node can hand them over.
+    const closed = new InputError("closed", "the node was stopped or redeployed before the request was classified");
+    for (const place of this.decoding) place.dropped ??= closed;
+    if (this.decoding.length > 0) await new Promise<void>((resolve) => ((this.decoded = resolve), setTimeout(resolve, CLOSE_DRAIN_MS)));
+    this.failAll(closed);
     const runtime = this.runtime;
     this.runtime = undefined;
     for (const batch of this.inFlight.values()) batch.forEach((p) => p.reject(new InputError("closed", "the node was stopped before the request was classified")));
