@@ -260,7 +260,13 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     // completes: none is left waiting on a worker that is gone, and the node can hand them over.
     const closed = new InputError("closed", "the node was stopped or redeployed before the request was classified");
     for (const place of this.decoding) place.dropped ??= closed;
-    if (this.decoding.length > 0) await new Promise<void>((resolve) => ((this.decoded = resolve), setTimeout(resolve, CLOSE_DRAIN_MS)));
+    if (this.decoding.length > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+        this.decoded = () => (clearTimeout(timer), resolve());
+      });
+    }
+    this.decoded = undefined;
     this.failAll(closed);
     const runtime = this.runtime;
     this.runtime = undefined;
