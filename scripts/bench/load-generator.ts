@@ -41,8 +41,25 @@ class Generator {
       protocolVersion: 4,
     });
     this.client.on("error", (err) => console.error(`load generator: ${err.message}`));
+    await this.warm();
     this.client.on("message", (topic, payload) => this.run?.onAnswer(topic, payload));
     await this.client.subscribeAsync([setup.resultTopic, setup.errorTopic], { qos: 0 });
+  }
+
+  /** Request-sized messages through the broker and back first, so the first request after a deploy pays only Node-RED's first-time costs. */
+  private async warm(count = 50): Promise<void> {
+    const topic = `mnist-bench/warm/${process.pid}`;
+    await this.client.subscribeAsync(topic, { qos: 0 });
+    let onMessage = (_topic: string) => {};
+    await new Promise<void>((resolve) => {
+      let echoed = 0;
+      onMessage = (t) => void (t === topic && ++echoed === count && resolve());
+      this.client.on("message", onMessage);
+      setTimeout(resolve, 2000).unref();
+      for (let i = 0; i < count; i++) this.client.publish(topic, envelope(`warm-${i}`, this.samples[i], Date.now()), { qos: 0 });
+    });
+    this.client.off("message", onMessage);
+    await this.client.unsubscribeAsync(topic);
   }
 
   async execute(command: RunCommand): Promise<RunReport> {

@@ -32,8 +32,9 @@ export function shareRows(result: BenchResult): Array<Row | string> {
   const oneThread = limitRate(limits, "nativeOneThread");
   if (native && oneThread && native < 0.9 * oneThread) {
     rows.push(
-      `note: with its default threads onnxruntime-node ran slower than on one thread (${rate(native)} against ${rate(oneThread)}): ` +
-        `other work on the machine is slowing its thread pool, whose every step waits for its slowest thread. The limit is low and the shares too high; run again when the machine is quieter.`,
+      `note: onnxruntime-node ran slower on its default threads than on one (${rate(native)} against ${rate(oneThread)}):\n` +
+        `  other work on the machine holds up its thread pool, whose every step waits for its slowest thread.\n` +
+        `  The limit is too low and the shares too high: run again when the machine is quieter.`,
     );
   }
   if (native || wasm) rows.push("Shares of the limit (the higher of its measurements, so a busy moment flatters no share)");
