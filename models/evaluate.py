@@ -184,7 +184,11 @@ def write_fixtures(data, root):
         for f in os.listdir(d):
             os.remove(os.path.join(d, f))
         lines, per_kind = [], {}
-        for i, (img, jpg, label) in enumerate(data[name]):
+        n = len(data[name])
+        # Digit sets are stored class by class (150 each): take them round-robin.
+        order = range(n) if name == "nondigits" else [d * 150 + j for j in range(150) for d in range(n // 150)]
+        for i in order:
+            img, jpg, label = data[name][i]
             if len(lines) >= count:
                 break
             try:  # leave out images the node cannot read yet (TS edge bug) or that show no ink

@@ -334,7 +334,7 @@ def main():
     p.add_argument("--variants", type=int, default=3, help="canvas/paper re-drawings per training digit")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--temperature", type=float, default=1.0,
+    p.add_argument("--temperature", type=float, default=0.58,
                    help="logits are divided by this (folded into the last layer); the default was "
                         "fitted with --val on validation digits carved from the training digits")
     p.add_argument("--save-state", default="", help="save the trained weights (development)")

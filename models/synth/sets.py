@@ -127,7 +127,7 @@ def digit_bank(digits, labels, seed, variants, paper_share=0.4):
 
 
 def nondigit_bank(n, seed, kinds=None):
-    kinds = kinds or shapes.KINDS + ["compose", "compose", "compose"]
+    kinds = kinds or shapes.KINDS + ["compose"]
     xs, ks = [], []
     for i in range(n):
         rng = np.random.default_rng([seed, i])
