@@ -1,4 +1,4 @@
-"""Exact Python port of nodes/shared/preprocess.ts (what mnist-infer does to
+"""Exact Python port of nodes/mnist-infer/image/preprocess.ts (what mnist-infer does to
 every image before the model), so training and evaluation see the same
 28x28 inputs as the node.  Verified against the compiled JS by
 models/synth/check_preprocess.py (max difference reported there).

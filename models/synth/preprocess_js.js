@@ -4,8 +4,11 @@
 const fs = require("fs");
 const path = require("path");
 const root = path.resolve(__dirname, "..", "..");
-const { decodePng } = require(path.join(root, "dist/nodes/shared/png.js"));
-const { preprocess } = require(path.join(root, "dist/nodes/shared/preprocess.js"));
+// The image code lives in nodes/mnist-infer/image/ (nodes/shared/ before the layout change).
+const dir = ["dist/nodes/mnist-infer/image", "dist/nodes/shared"].map((d) => path.join(root, d))
+  .find((d) => fs.existsSync(path.join(d, "preprocess.js")));
+const { decodePng } = require(path.join(dir, "png.js"));
+const { preprocess } = require(path.join(dir, "preprocess.js"));
 const [out, ...files] = process.argv.slice(2);
 const result = new Float32Array(files.length * 784).fill(NaN);
 files.forEach((f, i) => {
