@@ -1,0 +1,109 @@
+"use strict";
+// "Not sure" through the real node and the shipped model: drawings that are
+// not digits are flagged unsure, real digits are not. The sets in
+// test/fixtures/quality/ are made by models/make_fixtures.py from generators
+// and held-out digits the model never trained on (models/README.md).
+const { describe, it, before, after, afterEach } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const path = require("path");
+const { helper, load, startServer, stopServer, unload } = require("./support/flow");
+const { loadSamples } = require("./support/samples");
+
+const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
+const catchNode = require("@node-red/nodes/core/common/25-catch.js");
+const QUALITY = path.join(__dirname, "fixtures", "quality");
+
+/** A fixture set: [file, label] from its labels.txt; label is a digit, or null for a non-digit. */
+function readSet(name) {
+  const dir = path.join(QUALITY, name);
+  return fs
+    .readFileSync(path.join(dir, "labels.txt"), "utf8")
+    .split("\n")
+    .filter((line) => line.trim())
+    .map((line) => {
+      const [file, label] = line.trim().split(/\s+/);
+      return { file, bytes: fs.readFileSync(path.join(dir, file)), label: /^\d$/.test(label) ? Number(label) : null };
+    });
+}
+
+describe("unsure: the shipped model on drawings that are not digits, and on digits", { timeout: 120000 }, () => {
+  before(startServer);
+  after(stopServer);
+  afterEach(unload);
+
+  /** Every image through one mnist-infer node; resolves with the result payloads, in order. */
+  async function classifyAll(images) {
+    await load([inferNode, catchNode], [
+      { id: "t1", type: "tab" },
+      { id: "n-infer", type: "mnist-infer", z: "t1", wires: [["n-out"]] },
+      { id: "n-out", type: "helper", z: "t1" },
+      { id: "n-catch", type: "catch", z: "t1", scope: null, uncaught: false, wires: [["n-errors"]] },
+      { id: "n-errors", type: "helper", z: "t1" },
+    ]);
+    const node = helper.getNode("n-infer");
+    const results = new Array(images.length);
+    let left = images.length;
+    const done = new Promise((resolve) => {
+      const settle = (index, outcome) => {
+        results[index] = outcome;
+        if (--left === 0) resolve();
+      };
+      helper.getNode("n-out").on("input", (msg) => settle(msg.index, msg.payload));
+      // An image refused (a drawing with no ink, say) is not a digit either: it counts as flagged.
+      helper.getNode("n-errors").on("input", (msg) => settle(msg.index, { unsure: true, error: msg.error.code }));
+    });
+    // A few at a time: 100 photos at once would overrun the default queue memory (each decoded photo reserves 1 MB).
+    for (let start = 0; start < images.length; start += 20) {
+      images.slice(start, start + 20).forEach((image, k) => node.receive({ payload: image.bytes, index: start + k, label: image.label ?? undefined }));
+      while (left > images.length - Math.min(images.length, start + 20)) await new Promise((r) => setTimeout(r, 10));
+    }
+    await done;
+    const refused = results.filter((r) => r.error && r.error !== "no-ink");
+    assert.deepEqual(refused, [], "only a drawing with no ink may be refused");
+    return results;
+  }
+
+  const share = (results, pick) => results.filter(pick).length / results.length;
+  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+
+  it("flags at least 90% of drawings that are not digits (dots, dashes, letters, shapes, scribbles)", async (t) => {
+    const drawings = readSet("nondigits");
+    assert.ok(drawings.length >= 100, `${drawings.length} non-digit drawings`);
+    const results = await classifyAll(drawings);
+    const flagged = share(results, (r) => r.unsure);
+    t.diagnostic(`non-digits flagged unsure: ${pct(flagged)} of ${drawings.length}`);
+    assert.ok(flagged >= 0.9, `only ${pct(flagged)} of the non-digit drawings were flagged unsure`);
+    const dots = results.filter((_, i) => /^dot-/.test(drawings[i].file)); // a single dot, the smallest drawing
+    assert.ok(dots.length > 0 && dots.every((r) => r.unsure), "every dot is unsure");
+  });
+
+  it("flags at most 2% of held-out MNIST digits, and is right on the sure ones", async (t) => {
+    const samples = loadSamples().map((s) => ({ bytes: s.bytes, label: s.label }));
+    const results = await classifyAll(samples);
+    const flagged = share(results, (r) => r.unsure);
+    const sure = results.filter((r) => !r.unsure);
+    const right = share(sure, (r) => r.correct);
+    t.diagnostic(`held-out MNIST: ${pct(flagged)} flagged unsure, ${pct(right)} right on the sure ones`);
+    assert.ok(flagged <= 0.02, `${pct(flagged)} of held-out digits flagged unsure`);
+    assert.ok(right >= 0.99, `${pct(right)} right on the sure held-out digits`);
+    assert.ok(results.every((r) => !r.error), "every held-out digit is classified");
+  });
+
+  // What the shipped model reaches on these sets (models/README.md), as a floor no change may go below.
+  // Issue #13 asks for 98% right with at most 2% flagged; model 2.0.0 does not reach that yet.
+  const FLOORS = { drawn: { right: 0.96, flagged: 0.05 }, paper: { right: 0.92, flagged: 0.07 } };
+  for (const set of ["drawn", "paper"]) {
+    const floor = FLOORS[set];
+    it(`reads ${set === "drawn" ? "digits drawn on a canvas" : "digits photographed or scanned on paper"} at least ${floor.right * 100}% right, flagging at most ${floor.flagged * 100}%`, async (t) => {
+      const digits = readSet(set);
+      assert.ok(digits.length >= 50 && digits.every((d) => d.label !== null), `${digits.length} labelled digits`);
+      const results = await classifyAll(digits);
+      const right = share(results, (r) => r.correct);
+      const flagged = share(results, (r) => r.unsure);
+      t.diagnostic(`${set}: ${pct(right)} right, ${pct(flagged)} flagged unsure, of ${digits.length}`);
+      assert.ok(right >= floor.right, `${pct(right)} of the ${set} digits right`);
+      assert.ok(flagged <= floor.flagged, `${pct(flagged)} of the ${set} digits flagged unsure`);
+    });
+  }
+});
