@@ -183,6 +183,17 @@ describe("mnist-infer", () => {
     });
   });
 
+  it("classifies ink that touches the image's edge (it was once resampled past the edge into a blank input)", async () => {
+    const { preprocess } = require("../dist/nodes/mnist-infer/image/preprocess.js");
+    for (const [w, h] of [[5, 5], [5, 6], [5, 11], [5, 23], [37, 90], [120, 61]]) {
+      const data = new Uint8Array(w * h);
+      for (let y = Math.floor(h / 3); y < h; y++) for (let x = Math.floor(w / 3); x < w; x++) data[y * w + x] = 255;
+      const { pixels } = preprocess({ data, width: w, height: h, channels: 1 });
+      assert.ok(!pixels.some(Number.isNaN), `${w}×${h}: no NaN`);
+      assert.ok(pixels.some((v) => v > 0.5), `${w}×${h}: the ink is there`);
+    }
+  });
+
   it("loads with defaults and becomes ready", async () => {
     await load([inferNode], [{ id: "n-infer", type: "mnist-infer" }]);
     const node = helper.getNode("n-infer");

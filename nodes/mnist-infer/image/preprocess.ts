@@ -192,9 +192,11 @@ function resampleArea(grey: Float32Array, width: number, box: Box, outW: number,
       const x0 = box.left + ox * sx;
       const x1 = x0 + sx;
       let sum = 0;
-      for (let y = Math.floor(y0); y < Math.ceil(y1); y++) {
+      // Clamped to the box: y0 + sy can land a hair past its edge in floating point, and one row
+      // or column further is outside the image (a NaN that would blank the whole input).
+      for (let y = Math.floor(y0); y < Math.min(Math.ceil(y1), box.bottom); y++) {
         const wy = Math.min(y + 1, y1) - Math.max(y, y0);
-        for (let x = Math.floor(x0); x < Math.ceil(x1); x++) {
+        for (let x = Math.floor(x0); x < Math.min(Math.ceil(x1), box.right); x++) {
           const wx = Math.min(x + 1, x1) - Math.max(x, x0);
           sum += grey[y * width + x] * wx * wy;
         }
