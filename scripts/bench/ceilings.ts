@@ -1,7 +1,6 @@
 // Stage 1: how fast each step of the inference path can go on its own, in
 // this process, one thread, on the shipped samples. These are ceilings: the
 // node cannot beat the slowest step its worker thread runs.
-import { performance } from "node:perf_hooks";
 import sharp from "sharp";
 import { Classifier } from "../../nodes/mnist-infer/inference/classifier";
 import { parseRequest } from "../../nodes/mnist-infer/request/envelope";
@@ -9,7 +8,7 @@ import { decodePng } from "../../nodes/mnist-infer/image/png";
 import { preprocess, SIDE } from "../../nodes/mnist-infer/image/preprocess";
 import type { RawImage } from "../../nodes/mnist-infer/image/raw-image";
 import { envelope, MODEL_FILE, type Reference, type Sample } from "./samples";
-import { median, rateOf } from "./stats";
+import { asyncRate, median, rateOf } from "./stats";
 
 export const BATCH_SIZES = [1, 8, 32, 128];
 
@@ -84,19 +83,6 @@ async function modelRates(classifier: Classifier, samples: Sample[], inputs: Flo
     repeats,
   );
   return { inference, worker32 };
-}
-
-/** Images per second of an async step that handles `perCall` images, run back to back for about `ms`. */
-async function asyncRate(fn: () => Promise<unknown>, perCall: number, ms: number): Promise<number> {
-  const warmUntil = performance.now() + Math.min(200, ms / 4);
-  while (performance.now() < warmUntil) await fn();
-  const start = performance.now();
-  let calls = 0;
-  while (performance.now() - start < ms) {
-    await fn();
-    calls++;
-  }
-  return (calls * perCall * 1000) / (performance.now() - start);
 }
 
 async function asyncRateMedian(fn: () => Promise<unknown>, perCall: number, ms: number, repeats: number): Promise<number> {

@@ -7,13 +7,12 @@
 // No decode, no preprocessing, no softmax: a session.run on prepared inputs.
 import fs from "node:fs";
 import os from "node:os";
-import { performance } from "node:perf_hooks";
 import type * as Ort from "onnxruntime-web";
 import { loadRuntime, type OrtApi } from "../../nodes/mnist-infer/inference/backends";
 import { decodePng } from "../../nodes/mnist-infer/image/png";
 import { preprocess, SIDE } from "../../nodes/mnist-infer/image/preprocess";
 import { MODEL_FILE, type Sample } from "./samples";
-import { median } from "./stats";
+import { asyncRate, median } from "./stats";
 
 export interface Limit {
   /** images/s at `batch`, median of the repeats */
@@ -85,7 +84,7 @@ async function limitOf(
       const feeds = { [name]: new ort.Tensor("float32", pixels, [batch, 1, SIDE, SIDE]) };
       const run = () => session.run(feeds);
       const rates: number[] = [];
-      for (let r = 0; r < repeats; r++) rates.push(await rate(run, batch, ms));
+      for (let r = 0; r < repeats; r++) rates.push(await asyncRate(run, batch, ms));
       byBatch[batch] = median(rates);
     }
     const best = batches.reduce((a, b) => (byBatch[b] > byBatch[a] ? b : a));
@@ -93,18 +92,6 @@ async function limitOf(
   } finally {
     await session.release();
   }
-}
-
-async function rate(fn: () => Promise<unknown>, perCall: number, ms: number): Promise<number> {
-  const warmUntil = performance.now() + Math.min(200, ms / 4);
-  while (performance.now() < warmUntil) await fn();
-  const start = performance.now();
-  let calls = 0;
-  while (performance.now() - start < ms) {
-    await fn();
-    calls++;
-  }
-  return (calls * perCall * 1000) / (performance.now() - start);
 }
 
 /** How many cores ONNX Runtime's default threads get here (its intra-op pool sizes itself to them). */

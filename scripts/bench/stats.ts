@@ -1,4 +1,5 @@
 // Small statistics for the benchmark's measurements.
+import { performance } from "node:perf_hooks";
 
 export interface Distribution {
   count: number;
@@ -40,4 +41,17 @@ export function rateOf(fn: (i: number) => void, ms: number): number {
     now = performance.now();
   }
   return (calls * 1000) / (now - start);
+}
+
+/** Images per second of an async step that handles `perCall` images, run back to back for about `ms`. */
+export async function asyncRate(fn: () => Promise<unknown>, perCall: number, ms: number): Promise<number> {
+  const warmUntil = performance.now() + Math.min(200, ms / 4);
+  while (performance.now() < warmUntil) await fn();
+  const start = performance.now();
+  let calls = 0;
+  while (performance.now() - start < ms) {
+    await fn();
+    calls++;
+  }
+  return (calls * perCall * 1000) / (performance.now() - start);
 }
