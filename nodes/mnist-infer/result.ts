@@ -9,10 +9,10 @@ import type { BatchRequest, ImageRequest } from "./request/envelope";
  * "Unsure below" for a model whose card sets none: a 10-class softmax whose top
  * class has under half the probability has a rival at least as likely as not.
  */
-export const FALLBACK_UNSURE_BELOW = 0.5;
+const FALLBACK_UNSURE_BELOW = 0.5;
 
 /** The model card's `unsureBelow` (chosen on held-out data when the model was trained), or the fallback. */
-export function modelThreshold(info: ModelInfo | undefined): number {
+function modelThreshold(info: ModelInfo | undefined): number {
   const value = info?.card?.unsureBelow;
   return typeof value === "number" && value >= 0 && value <= 1 ? value : FALLBACK_UNSURE_BELOW;
 }

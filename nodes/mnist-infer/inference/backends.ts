@@ -34,7 +34,7 @@ export class BackendError extends Error {
   }
 }
 
-export const BACKEND_SETTINGS: readonly BackendSetting[] = ["auto", "native", "wasm"];
+const BACKEND_SETTINGS: readonly BackendSetting[] = ["auto", "native", "wasm"];
 
 /** Platforms onnxruntime-node 1.30 ships a binding for. */
 const NATIVE_PLATFORMS = ["linux/x64", "linux/arm64", "win32/x64", "win32/arm64", "darwin/arm64"];

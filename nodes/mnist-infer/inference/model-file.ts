@@ -9,7 +9,7 @@ import { BUNDLED_MODEL, PACKAGE_ROOT } from "../../shared/package-paths";
 import { ModelError } from "./classifier";
 
 /** Larger files are refused before they are read: a 28×28 digit classifier is a few megabytes at most. */
-export const MAX_MODEL_BYTES = 256 * 1024 * 1024;
+const MAX_MODEL_BYTES = 256 * 1024 * 1024;
 
 export interface ModelPlaces {
   /** Node-RED's user directory: relative paths start here. */
