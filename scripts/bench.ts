@@ -18,6 +18,7 @@ import path from "node:path";
 import { findMosquitto, REPO_ROOT, startAedes, startMosquitto } from "./broker";
 import { BATCH_SIZES, measureCeilings } from "./bench/ceilings";
 import { endToEnd, scaling } from "./bench/end-to-end";
+import { writeFlameGraphs } from "./bench/flame-graph";
 import { measureLimits } from "./bench/limits";
 import { describeMachine } from "./bench/machine";
 import { runNodeAlone } from "./bench/node-alone";
@@ -143,7 +144,10 @@ async function main(argv: string[]): Promise<void> {
     try {
       result.endToEnd = await endToEnd(broker, ceilings.references, options, say, { profileDir: options.profile ? profileDir : undefined });
       // Node-RED writes its profiles as it exits, which endToEnd waited for.
-      if (options.profile) result.endToEnd.profile = summariseProfiles(profileDir);
+      if (options.profile) {
+        result.endToEnd.profile = summariseProfiles(profileDir);
+        for (const svg of writeFlameGraphs(profileDir, `Node-RED end to end on ${options.flow} (bench stage 3, --profile)`)) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
+      }
     } finally {
       await broker.stop();
     }

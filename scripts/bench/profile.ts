@@ -61,7 +61,7 @@ function summarise(file: string, top: number): ThreadProfile {
   };
 }
 
-function ownerOf(url: string, functionName: string): string {
+export function ownerOf(url: string, functionName: string): string {
   if (!url) {
     if (functionName === "(garbage collector)") return "garbage collector";
     if (functionName === "(program)") return "V8 / native (program)";
@@ -80,6 +80,6 @@ function ownerOf(url: string, functionName: string): string {
   return shortUrl(url);
 }
 
-function shortUrl(url: string): string {
+export function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, "").split("/").slice(-2).join("/");
 }
