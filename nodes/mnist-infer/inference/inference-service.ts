@@ -1,6 +1,6 @@
 // The main-thread side of inference: one node's bounded queue in front of the
-// worker thread it shares with every node on the same model and backend
-// (shared-runtime.ts). Whatever arrives while the worker is busy becomes the
+// worker threads it shares with every node on the same model and backend
+// (shared-runtime.ts). Whatever arrives while the workers are busy becomes the
 // next batch, so batches grow with load and a lone request is sent at once.
 import { EventEmitter } from "events";
 import { performance } from "perf_hooks";
@@ -9,7 +9,7 @@ import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
 import { decodeForWorker, queuedSizeBound, type WorkerImage } from "../image/image-decoder";
-import type { ItemResult } from "./worker-protocol";
+import type { BatchOutcome } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
 import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
 
@@ -71,14 +71,14 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   loadError?: string;
   readonly stats: ServiceStats = { accepted: 0, completed: 0, failed: 0, rejected: 0, dropped: 0, batches: 0, largestBatch: 0, workerRestarts: 0 };
 
-  /** The worker this node shares; none for a refused model file, nor once closed. */
+  /** The workers this node shares; none for a refused model file, nor once closed. */
   private runtime?: SharedRuntime;
   private queue: Pending[] = [];
   private queuedBytes = 0;
   private decoding: Decoding[] = [];
   /** What `decoding` has reserved, kept as a sum: the check runs for every request. */
   private decodingBytes = 0;
-  /** This node's batches in the worker, by the runtime's batch id. */
+  /** This node's batches in the workers, by the runtime's batch id. */
   private inFlight = new Map<number, Pending[]>();
   private drained?: () => void;
   /** Called when the last request being decoded has left `decoding` (a close waits for it). */
@@ -171,7 +171,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.runtime?.pump();
   }
 
-  /** The shared worker asks this node for its next batch (its turn in the round). */
+  /** A shared worker asks this node for its next batch (its turn in the round). */
   takeBatch(info: ModelInfo, batchId: number): ClientBatch | undefined {
     if ((this.state !== "ready" && this.state !== "closed") || this.queue.length === 0) return undefined;
     const batch = this.queue.splice(0, Math.max(1, Math.min(this.options.maxBatch, info.maxBatch)));
@@ -180,6 +180,11 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.stats.batches++;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
     return { images: batch.map((p) => p.image), preview: this.options.preview };
+  }
+
+  /** A full batch or more waits: the workers are not keeping up with this node (a short burst does not count). */
+  waiting(): boolean {
+    return this.state === "ready" && this.queue.length >= Math.max(1, Math.min(this.options.maxBatch, this.info?.maxBatch ?? 1));
   }
 
   ready(info: ModelInfo): void {
@@ -197,35 +202,41 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.emit("state", this.state);
   }
 
-  settle(batchId: number, results: ItemResult[], inferenceMs: number): void {
+  settle(batchId: number, outcome: BatchOutcome): void {
     const batch = this.inFlight.get(batchId);
     if (!batch) return;
     this.inFlight.delete(batchId);
     const now = performance.now();
+    const failures = new Map(outcome.failures);
     batch.forEach((pending, i) => {
-      const result = results[i];
-      if (!result.ok) {
+      const failure = failures.get(i);
+      if (failure) {
         this.stats.failed++;
         // A fault in the worker reaches the node as the Error it was (a bug), not as bad input.
-        const failure = result.code === "internal" ? Object.assign(new Error(result.message), { stack: result.stack }) : new InputError(result.code, result.message);
-        pending.reject(failure);
+        pending.reject(failure.code === "internal" ? Object.assign(new Error(failure.message), { stack: failure.stack }) : new InputError(failure.code, failure.message));
         return;
       }
       this.stats.completed++;
-      pending.resolve(toPrediction(result, now - pending.enqueuedAt, inferenceMs, batch.length));
+      pending.resolve(toPrediction(outcome, i, now - pending.enqueuedAt, batch.length));
     });
     if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
   }
 
-  /** The shared worker died: fail what it held of ours, keep the queue; the runtime starts a new one. */
-  lost(reason: string): void {
-    for (const batch of this.inFlight.values()) {
-      for (const pending of batch) {
+  /** One of the shared workers died with these batches of ours: they fail; the other workers carry on. */
+  batchesLost(batchIds: number[], reason: string): void {
+    for (const batchId of batchIds) {
+      for (const pending of this.inFlight.get(batchId) ?? []) {
         this.stats.failed++;
         pending.reject(new InputError("model", `${reason}; the request was not classified`));
       }
+      this.inFlight.delete(batchId);
     }
-    this.inFlight.clear();
+    if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
+  }
+
+  /** The last shared worker died: fail what it held of ours, keep the queue; the runtime starts a new one. */
+  lost(reason: string): void {
+    this.batchesLost([...this.inFlight.keys()], reason);
     if (this.state === "closed") return void this.drained?.();
     this.state = "loading";
     this.emit("state", this.state, reason);

@@ -7,8 +7,7 @@ import { Classifier } from "./classifier";
 import { InputError } from "../errors";
 import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
-import type { FromWorker, ItemResult, ToWorker } from "./worker-protocol";
-import type { WorkerImage } from "../image/image-decoder";
+import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker } from "./worker-protocol";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
 const port: MessagePort = parentPort;
@@ -45,39 +44,42 @@ async function handle(message: ToWorker): Promise<void> {
   }
 }
 
-async function runBatch(batchId: number, images: WorkerImage[], preview: boolean): Promise<void> {
-  const results: ItemResult[] = new Array(images.length);
-  const pixels = new Float32Array(images.length * SIDE * SIDE);
-  const slots: number[] = []; // which results go to the model, in batch order
-  for (let i = 0; i < images.length; i++) {
+async function runBatch(batchId: number, packed: PackedImages, preview: boolean): Promise<void> {
+  const images = unpackImages(packed);
+  const count = images.length;
+  const outcome: BatchOutcome = {
+    probabilities: new Float32Array(count * 10),
+    preprocessMs: new Float32Array(count),
+    inverted: new Uint8Array(count),
+    failures: [],
+    previews: preview ? new Array(count) : undefined,
+    inferenceMs: 0,
+  };
+  const pixels = new Float32Array(count * SIDE * SIDE);
+  const slots: number[] = []; // which images go to the model, in batch order
+  for (let i = 0; i < count; i++) {
     const started = performance.now();
     try {
       const image = images[i];
-      const decoded = image.kind === "png" ? decodePng(image.bytes) : image.image;
-      const prepared = preprocess(decoded);
+      const prepared = preprocess(image.kind === "png" ? decodePng(image.bytes) : image.image);
       pixels.set(prepared.pixels, slots.length * SIDE * SIDE);
       slots.push(i);
-      results[i] = {
-        ok: true,
-        probabilities: new Float32Array(0),
-        preprocessMs: performance.now() - started,
-        inverted: prepared.inverted,
-        preview: preview ? toPreview(prepared.pixels) : undefined,
-      };
+      outcome.preprocessMs[i] = performance.now() - started;
+      outcome.inverted[i] = prepared.inverted ? 1 : 0;
+      if (outcome.previews) outcome.previews[i] = toPreview(prepared.pixels);
     } catch (err) {
       // Input the decoder or preprocessing refused is the sender's; anything else is ours, with its stack.
-      results[i] = err instanceof InputError ? { ok: false, code: err.code, message: err.message } : { ok: false, code: "internal", message: String((err as Error)?.message ?? err), stack: (err as Error)?.stack };
+      outcome.failures.push([i, err instanceof InputError ? { code: err.code, message: err.message } : { code: "internal", message: String((err as Error)?.message ?? err), stack: (err as Error)?.stack }]);
     }
   }
-  let inferenceMs = 0;
   if (slots.length > 0) {
     if (!classifier) throw new Error("batch before the model was loaded");
     const started = performance.now();
     const probabilities = await classifier.predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length);
-    inferenceMs = performance.now() - started;
-    slots.forEach((slot, k) => ((results[slot] as { probabilities: Float32Array }).probabilities = probabilities[k]));
+    outcome.inferenceMs = performance.now() - started;
+    slots.forEach((slot, k) => outcome.probabilities.set(probabilities[k], slot * 10));
   }
-  reply({ type: "batch-done", batchId, results, inferenceMs });
+  port.postMessage({ type: "batch-done", batchId, outcome } satisfies FromWorker, outcomeTransfer(outcome));
 }
 
 /**

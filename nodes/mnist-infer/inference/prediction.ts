@@ -1,7 +1,7 @@
 // What the inference service answers for one image: the digit, its
 // confidence, all ten probabilities, and where the time went.
 import type { Timings } from "../../shared/contract";
-import type { ItemResult } from "./worker-protocol";
+import type { BatchOutcome } from "./worker-protocol";
 
 export interface Prediction {
   digit: number;
@@ -12,21 +12,24 @@ export interface Prediction {
   timings: Timings;
 }
 
-/** The worker's result for one image of a batch that took `inferenceMs`, `waitedMs` after it was queued. */
-export function toPrediction(result: Extract<ItemResult, { ok: true }>, waitedMs: number, inferenceMs: number, batchSize: number): Prediction {
-  const probabilities = Array.from(result.probabilities);
+/** Image `i` of a batch the worker answered with `outcome`, `waitedMs` after it was queued. */
+export function toPrediction(outcome: BatchOutcome, i: number, waitedMs: number, batchSize: number): Prediction {
+  const probabilities = Array.from(outcome.probabilities.subarray(i * 10, i * 10 + 10));
   let digit = 0;
   for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;
+  const preview = outcome.previews?.[i];
+  const { inferenceMs } = outcome;
+  const preprocessMs = outcome.preprocessMs[i];
   return {
     digit,
     confidence: probabilities[digit],
     probabilities,
-    inverted: result.inverted,
-    preview: result.preview ? Buffer.from(result.preview) : undefined,
+    inverted: outcome.inverted[i] === 1,
+    preview: preview ? Buffer.from(preview) : undefined,
     timings: {
-      preprocessMs: result.preprocessMs,
+      preprocessMs,
       // Time waiting for the worker: everything but its own work on this batch.
-      queueMs: Math.max(0, waitedMs - inferenceMs - result.preprocessMs),
+      queueMs: Math.max(0, waitedMs - inferenceMs - preprocessMs),
       inferenceMs,
       batchSize,
     },

@@ -141,7 +141,8 @@ function batchOf(value: Envelope, fallback: Envelope, limits: RequestLimits): Ba
   }
   const request: BatchRequest = { images: images.map((image) => itemOf(image, limits)) };
   if (Array.isArray(labels)) request.labels = labels.map((label) => digitOf(label));
-  return { ...metaOf(value, fallback), ...request };
+  addMeta(request, value, fallback);
+  return request;
 }
 
 /** One image of a batch: read as `image` would be, or its error. */
@@ -155,7 +156,8 @@ function itemOf(image: unknown, limits: RequestLimits): ImageInput | InputError 
 }
 
 function withMeta(image: ImageInput, source: Envelope, fallback: Envelope): ImageRequest {
-  const request: ImageRequest = { ...metaOf(source, fallback), image };
+  const request: ImageRequest = { image };
+  addMeta(request, source, fallback);
   const label = digitOf(source.label ?? fallback.label);
   if (label !== undefined) request.label = label;
   return request;
@@ -171,8 +173,8 @@ function digitOf(label: unknown): number | undefined {
   return digit;
 }
 
-function metaOf(source: Envelope, fallback: Envelope): RequestMeta {
-  const request: RequestMeta = {};
+/** Adds the id, sentAt and threshold to `request` (written in place: this runs for every request). */
+function addMeta(request: RequestMeta, source: Envelope, fallback: Envelope): void {
   const id = source.id ?? fallback.id;
   if (id !== undefined && id !== null) {
     if ((typeof id !== "string" && typeof id !== "number") || String(id).length > MAX_ID_LENGTH) {
@@ -190,7 +192,6 @@ function metaOf(source: Envelope, fallback: Envelope): RequestMeta {
     }
     request.threshold = value;
   }
-  return request;
 }
 
 /**

@@ -1,0 +1,118 @@
+// One inference worker thread of a shared runtime (shared-runtime.ts): its
+// own ONNX session, and the batches it holds until it answers them.
+import * as path from "path";
+import { Worker } from "worker_threads";
+import type { BackendSetting } from "./backends";
+import type { ModelInfo } from "./classifier";
+import { packImages, type BatchOutcome, type FromWorker, type ToWorker } from "./worker-protocol";
+import type { WorkerImage } from "../image/image-decoder";
+
+/** What a member tells its runtime. Nothing arrives after `lost`, or after `close()` was called. */
+export interface MemberEvents<Owner> {
+  ready(member: PoolMember<Owner>, info: ModelInfo): void;
+  loadFailed(member: PoolMember<Owner>, message: string): void;
+  batchDone(member: PoolMember<Owner>, owner: Owner | undefined, batchId: number, outcome: BatchOutcome): void;
+  lost(member: PoolMember<Owner>, reason: string): void;
+}
+
+const CLOSE_WAIT_MS = 2000;
+
+/** Worker threads alive across all runtimes: lets tests prove redeploys leak none. */
+let liveWorkers = 0;
+
+export function liveWorkerCount(): number {
+  return liveWorkers;
+}
+
+export class PoolMember<Owner> {
+  private readonly worker: Worker;
+  info?: ModelInfo;
+  /** Batches it holds, and whose they are (undefined once that node has left). */
+  readonly inFlight = new Map<number, Owner | undefined>();
+  /** Set once it died or was asked to close: it reports nothing more. */
+  private ended = false;
+  private idleTimer?: NodeJS.Timeout;
+
+  constructor(modelFile: string, backend: BackendSetting, private readonly events: MemberEvents<Owner>) {
+    const worker = new Worker(path.join(__dirname, "inference-worker.js"));
+    liveWorkers++;
+    worker.once("exit", () => liveWorkers--);
+    this.worker = worker;
+    worker.on("message", (message: FromWorker) => this.onMessage(message));
+    worker.on("error", (err) => this.lose(`the inference worker failed: ${err.message}`));
+    worker.on("exit", (code) => this.lose(`the inference worker exited (code ${code})`));
+    this.post({ type: "load", file: modelFile, backend });
+  }
+
+  /** Loaded, alive, and not closing: it may be given batches. */
+  get ready(): boolean {
+    return this.info !== undefined && !this.ended;
+  }
+
+  get threadId(): number {
+    return this.worker.threadId;
+  }
+
+  send(batchId: number, owner: Owner, images: WorkerImage[], preview: boolean): void {
+    this.clearIdle();
+    this.inFlight.set(batchId, owner);
+    const { packed, transfer } = packImages(images);
+    this.worker.postMessage({ type: "batch", batchId, images: packed, preview } satisfies ToWorker, transfer);
+  }
+
+  /** Calls `then` once it has held nothing for `ms` (unless it is given a batch before). */
+  whenIdleFor(ms: number, then: () => void): void {
+    this.clearIdle();
+    if (this.inFlight.size > 0) return;
+    this.idleTimer = setTimeout(() => this.inFlight.size === 0 && !this.ended && then(), ms);
+    this.idleTimer.unref();
+  }
+
+  /** Ends the worker once it has run what it holds (their results go nowhere), or after a short wait. */
+  async close(): Promise<void> {
+    this.clearIdle();
+    if (this.ended) return void (await this.worker.terminate());
+    this.ended = true;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      this.worker.once("exit", () => (clearTimeout(timer), resolve()));
+      this.post({ type: "close" });
+    });
+    await this.worker.terminate();
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private onMessage(message: FromWorker): void {
+    if (this.ended) return;
+    switch (message.type) {
+      case "ready":
+        this.info = message.info;
+        return this.events.ready(this, message.info);
+      case "load-failed":
+        return this.events.loadFailed(this, message.message);
+      case "batch-done": {
+        const owner = this.inFlight.get(message.batchId);
+        this.inFlight.delete(message.batchId);
+        return this.events.batchDone(this, owner, message.batchId, message.outcome);
+      }
+      case "closed":
+        return;
+    }
+  }
+
+  private lose(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.clearIdle();
+    this.events.lost(this, reason);
+  }
+}
+
