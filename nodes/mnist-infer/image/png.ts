@@ -20,18 +20,23 @@ export interface PngHeader {
 /** Reads IHDR only, so callers can refuse huge images before inflating anything. */
 export function readPngHeader(bytes: Uint8Array): PngHeader {
   if (!isPng(bytes) || bytes.length < 33) throw new InputError("truncated", "the PNG is truncated (no complete header)");
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (buf.toString("latin1", 12, 16) !== "IHDR") throw new InputError("corrupt", "the PNG has no IHDR header chunk");
+  // Read from the bytes as they are (no Buffer view): this runs for every request.
+  if (bytes[12] !== 0x49 || bytes[13] !== 0x48 || bytes[14] !== 0x44 || bytes[15] !== 0x52) throw new InputError("corrupt", "the PNG has no IHDR header chunk");
   const header = {
-    width: buf.readUInt32BE(16),
-    height: buf.readUInt32BE(20),
-    bitDepth: buf[24],
-    colourType: buf[25],
-    interlaced: buf[28] === 1,
+    width: uint32(bytes, 16),
+    height: uint32(bytes, 20),
+    bitDepth: bytes[24],
+    colourType: bytes[25],
+    interlaced: bytes[28] === 1,
   };
   if (header.width === 0 || header.height === 0) throw new InputError("corrupt", "the PNG header says the image is empty (0 pixels)");
   if (!(header.colourType in CHANNELS)) throw new InputError("corrupt", `the PNG has an invalid colour type ${header.colourType}`);
   return header;
+}
+
+/** A big-endian unsigned 32-bit number. */
+function uint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) >>> 0) + (bytes[at + 1] << 16) + (bytes[at + 2] << 8) + bytes[at + 3];
 }
 
 /** True when decodePng below can handle the image (the rest goes to sharp). */
