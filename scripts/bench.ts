@@ -142,11 +142,15 @@ async function main(argv: string[]): Promise<void> {
     say(`stage 3: end to end through ${mosquitto ? "Mosquitto" : "aedes"} and Node-RED on ${options.flow}`);
     const broker = mosquitto ? await startMosquitto() : await startAedes();
     try {
-      result.endToEnd = await endToEnd(broker, ceilings.references, options, say, { profileDir: options.profile ? profileDir : undefined });
+      const { fullLoadUs, ...run } = await endToEnd(broker, ceilings.references, options, say, { profileDir: options.profile ? profileDir : undefined });
+      result.endToEnd = run;
       // Node-RED writes its profiles as it exits, which endToEnd waited for.
       if (options.profile) {
         result.endToEnd.profile = summariseProfiles(profileDir);
         for (const svg of writeFlameGraphs(profileDir, `Node-RED end to end on ${options.flow} (bench stage 3, --profile)`)) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
+        // The same profiles over the measured part of the sustained run alone: the single-image path (issue #16).
+        const title = (thread: number) => `one image per envelope, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
+        for (const svg of writeFlameGraphs(profileDir, title, { window: fullLoadUs, suffix: ".single-image" })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
       }
     } finally {
       await broker.stop();

@@ -164,6 +164,71 @@ describe("flame graph", () => {
     assert.equal(flameGraphSvg(reordered, { title: "made up <profile> & co" }), svg);
   });
 
+  it("counts only the samples inside a window, on the profile's clock", () => {
+    // Samples of 1 ms from startTime 1 s (the k-th at 1 s + (k + 1) ms): 40 early,
+    // 20 idle, 30 in mid, 30 in mid's callee, 40 late. The window, from 40.2 ms to 120.2 ms, holds the middle 80.
+    const nodes = [
+      frame(1, "(root)", "", -1, [2, 3, 4, 6]),
+      frame(2, "(idle)", "", -1),
+      frame(3, "early", "file:///app/a.js", 0),
+      frame(4, "mid", "file:///app/a.js", 10, [5]),
+      frame(5, "midCallee", "file:///app/b.js", 20),
+      frame(6, "late", "file:///app/a.js", 30),
+    ];
+    const samples = [...Array(40).fill(3), ...Array(20).fill(2), ...Array(30).fill(4), ...Array(30).fill(5), ...Array(40).fill(6)];
+    const profile = { nodes, startTime: 1_000_000, endTime: 1_160_000, samples, timeDeltas: samples.map(() => 1000) };
+    const windowed = flameGraphSvg(profile, { title: "t", window: { fromUs: 1_040_200, toUs: 1_120_200 } });
+    assertWellFormed(windowed);
+    const drawn = frames(windowed);
+    assert.ok(!drawn.some((f) => /^(early|late)/.test(f.title)), "samples outside the window left out");
+    assert.match(only(drawn, "all busy time").title, /— 100\.0% \(60\.0 ms\)$/);
+    assert.equal(only(drawn, "mid ").width, GRAPH_WIDTH);
+    assert.equal(only(drawn, "midCallee").title, "midCallee app/b.js:21 — 50.0% (30.0 ms)");
+    assert.ok(Math.abs(only(drawn, "midCallee").width - 0.5 * GRAPH_WIDTH) < 0.05);
+    assert.match(windowed, /60\.0 ms busy in 60 samples/);
+    assert.match(windowed, /window of 0\.080 s: the samples from 0\.040 s to 0\.120 s into the profile/);
+    // [fromUs, toUs): a sample exactly at toUs is out, one exactly at fromUs in.
+    const edges = frames(flameGraphSvg(profile, { title: "t", window: { fromUs: 1_040_000, toUs: 1_120_000 } }));
+    assert.match(only(edges, "early").title, /\(1\.00 ms\)$/);
+    assert.match(only(edges, "all busy time").title, /\(60\.0 ms\)$/);
+    // Nothing busy in the window: said so, with the window still named.
+    const empty = flameGraphSvg(profile, { title: "t", window: { fromUs: 1_041_000, toUs: 1_061_000 } });
+    assert.match(empty, /no busy samples in this window/);
+    assert.match(empty, /window of 0\.020 s/);
+    // No window: the whole profile, as before.
+    assert.match(flameGraphSvg(profile, { title: "t" }), /140 ms busy in 140 samples/);
+  });
+
+  it("draws a real node --cpu-prof profile over a window marked with process.hrtime", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flame-graph-window-"));
+    try {
+      const script = path.join(dir, "phases.js");
+      fs.writeFileSync(
+        script,
+        `const spin = (ms) => { let x = 0; const end = Date.now() + ms; while (Date.now() < end) x += Math.sqrt(x + 1); return x; };
+         function before() { return spin(200); } function inWindow() { return spin(300); } function after() { return spin(200); }
+         before(); const fromUs = process.hrtime.bigint() / 1000n; inWindow(); const toUs = process.hrtime.bigint() / 1000n; after();
+         require("fs").writeFileSync(${JSON.stringify(path.join(dir, "window.json"))}, JSON.stringify({ fromUs: Number(fromUs), toUs: Number(toUs) }));\n`,
+      );
+      const run = spawnSync(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval", "500", script], { encoding: "utf8" });
+      assert.equal(run.status, 0, run.stderr);
+      const window = JSON.parse(fs.readFileSync(path.join(dir, "window.json"), "utf8"));
+      const [written] = writeFlameGraphs(dir, (thread) => `thread ${thread}, windowed`, { window, suffix: ".in-window" });
+      assert.match(written, /\.in-window\.svg$/);
+      const svgText = fs.readFileSync(written, "utf8");
+      assertWellFormed(svgText);
+      assert.match(svgText, /thread 0, windowed/);
+      assert.match(svgText, /window of 0\.3\d\d s/);
+      const real = frames(svgText);
+      // The window holds the middle phase: its samples, and none of before() or after()
+      // (the script's own loading stays: inWindow() runs under it).
+      assert.ok(only(real, "inWindow").width > 0.9 * GRAPH_WIDTH, `inWindow is ${only(real, "inWindow").width} px wide`);
+      for (const name of ["before", "after"]) assert.ok(!real.some((f) => f.title.startsWith(`${name} `)), `no ${name}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("draws a real node --cpu-prof profile, from the command line and as the bench does", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flame-graph-"));
     try {

@@ -19,7 +19,8 @@ export const BATCH = { images: 32, window: 16 };
 /**
  * Stage 3 (and 5): a load generator → the broker → Node-RED running `flow` →
  * the broker → the generator. `backend` runs the flow's mnist-infer nodes on
- * that backend (a copy of the flow with the setting changed).
+ * that backend (a copy of the flow with the setting changed). With `profileDir`,
+ * also `fullLoadUs`: when the sustained full-load run was measured, on the profiles' clock.
  */
 export async function endToEnd(
   broker: Broker,
@@ -32,7 +33,7 @@ export async function endToEnd(
     warmupMs = options.quick ? 10_000 : 30_000,
     measuredSeconds = options.seconds,
   }: { profileDir?: string; backend?: BackendSetting; warmupMs?: number; measuredSeconds?: number } = {},
-): Promise<EndToEnd> {
+): Promise<EndToEnd & { fullLoadUs?: { fromUs: number; toUs: number } }> {
   const flow = backend ? flowOnBackend(options.flow, backend) : options.flow;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const nodeRed = await startNodeRed(flow, broker.url, nodeArgs);
@@ -58,6 +59,10 @@ export async function endToEnd(
     // (V8 sizing its heap, the first major collections), which is not what "flat" asks about.
     const full = await generator.run({ name: "full", mode, warmupMs, durationMs: measuredSeconds * 1000, drainMs: 5000 });
     const seconds = (Date.now() - before.at) / 1000;
+    // The generator marks the measured part with Date.now(); moved onto process.hrtime()'s
+    // monotonic clock, which `node --cpu-prof` profiles use in every process (to about 1 ms).
+    const offsetUs = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
+    const fullLoadUs = { fromUs: full.measuredFrom * 1000 + offsetUs, toUs: full.measuredTo * 1000 + offsetUs };
     const bench = process.cpuUsage(before.bench);
     const cores = {
       nodeRed: (cpuSecondsOf(nodeRed.pid) - before.nodeRed) / seconds,
@@ -110,6 +115,7 @@ export async function endToEnd(
         failures: probes.filter((p) => p.status !== 200).length,
       },
       cores,
+      ...(profileDir ? { fullLoadUs } : {}),
     };
   } finally {
     await generator.stop();

@@ -5,7 +5,7 @@
 // (issue #16). No scripts in the SVG: GitHub shows SVGs as images.
 //
 //   node dist/scripts/bench/flame-graph.js <in.cpuprofile> <out.svg> [--title T]
-//       [--subtitle S] [--min-share 0.002] [--width 1200]
+//       [--subtitle S] [--min-share 0.002] [--width 1200] [--window FROM_US,TO_US]
 import fs from "node:fs";
 import path from "node:path";
 import { ownerOf, shortUrl } from "./profile";
@@ -15,6 +15,7 @@ export interface FlameProfile {
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number }; children?: number[] }>;
   samples: number[];
   timeDeltas: number[];
+  startTime?: number;
 }
 
 export interface FlameGraphOptions {
@@ -23,6 +24,9 @@ export interface FlameGraphOptions {
   /** Frames narrower than this share of busy time are dropped (their time stays in the caller). */
   minShare?: number;
   width?: number;
+  /** Only samples taken in [fromUs, toUs) count; µs on the profile's clock (startTime plus the timeDeltas so far),
+   *  the monotonic clock process.hrtime() reads in every process on the machine: hrtime.bigint() / 1000n marks one. */
+  window?: { fromUs: number; toUs: number };
 }
 
 interface Frame {
@@ -62,7 +66,7 @@ const OTHER_COLOURS = ["#d8b98a", "#cfa9c8", "#a9d4c4", "#cdc69a"];
 export function flameGraphSvg(profile: FlameProfile, options: FlameGraphOptions): string {
   const width = options.width ?? 1200;
   const minShare = options.minShare ?? 0.002;
-  const { root, owners, samples } = buildTree(profile);
+  const { root, owners, samples } = buildTree(profile, options.window);
   const busy = root.total;
 
   // Lay out the frames that are wide enough; children left to right in name
@@ -82,8 +86,11 @@ export function flameGraphSvg(profile: FlameProfile, options: FlameGraphOptions)
 
   const info = busy > 0
     ? `${ms(busy)} busy in ${samples} samples · (idle) excluded · frames under ${+(minShare * 100).toFixed(3)}% of busy time hidden · width = time, order alphabetical`
-    : "no busy samples in this profile";
-  const subtitleLines = [options.subtitle, info].filter((line): line is string => Boolean(line));
+    : `no busy samples in this ${options.window ? "window" : "profile"}`;
+  const { fromUs, toUs } = options.window ?? { fromUs: 0, toUs: 0 };
+  const into = (us: number) => `${seconds(us - (profile.startTime ?? 0))} s`;
+  const windowLine = options.window && `window of ${seconds(toUs - fromUs)} s: the samples from ${into(fromUs)} to ${into(toUs)} into the profile`;
+  const subtitleLines = [options.subtitle, windowLine, info].filter((line): line is string => Boolean(line));
   const graphTop = 34 + subtitleLines.length * 15;
   const legendTop = graphTop + (maxDepth + 1) * FRAME_HEIGHT + 14;
   const legend = legendItems(owners, busy, width);
@@ -124,18 +131,18 @@ export function writeFlameGraph(profileFile: string, svgFile: string, options: F
   return svgFile;
 }
 
-/** One SVG beside each .cpuprofile in `dir` (x.cpuprofile -> x.svg); returns their paths. */
-export function writeFlameGraphs(dir: string, title: string): string[] {
+/** One SVG beside each .cpuprofile in `dir` (x.cpuprofile -> x<suffix>.svg); returns their paths. `title` may
+ *  be a function of the profile's thread id (0: the main thread). */
+export function writeFlameGraphs(dir: string, title: string | ((thread: number) => string), { window, suffix = "" }: { window?: FlameGraphOptions["window"]; suffix?: string } = {}): string[] {
   if (!fs.existsSync(dir)) return [];
   const files = fs.readdirSync(dir).filter((file) => file.endsWith(".cpuprofile")).sort();
-  return files.map((file) => writeFlameGraph(path.join(dir, file), path.join(dir, file.replace(/\.cpuprofile$/, ".svg")), { title, subtitle: threadOf(file) }));
-}
-
-/** Node names its profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread. */
-function threadOf(file: string): string {
-  const match = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
-  if (!match) return file;
-  return `${file}: process ${match[1]}, ${match[2] === "0" ? "main thread" : `worker thread ${match[2]}`}`;
+  return files.map((file) => {
+    // Node names its profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile.
+    const [, pid, thread] = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file) ?? [];
+    const subtitle = pid ? `${file}: process ${pid}, ${thread === "0" ? "main thread" : `worker thread ${thread}`}` : file;
+    const svg = path.join(dir, file.replace(/\.cpuprofile$/, `${suffix}.svg`));
+    return writeFlameGraph(path.join(dir, file), svg, { title: typeof title === "string" ? title : title(Number(thread ?? 0)), subtitle, window });
+  });
 }
 
 /**
@@ -144,12 +151,15 @@ function threadOf(file: string): string {
  * function, file and position. A sample's time is its timeDelta, as in
  * profile.ts, so the legend's shares match the bench's printed summary.
  */
-function buildTree(profile: FlameProfile): { root: Frame; owners: Map<string, number>; samples: number } {
+function buildTree(profile: FlameProfile, window: FlameGraphOptions["window"]): { root: Frame; owners: Map<string, number>; samples: number } {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfTime = new Map<number, number>();
   let samples = 0;
+  let at = profile.startTime ?? 0;
   profile.samples.forEach((id, i) => {
     const node = byId.get(id);
+    at += profile.timeDeltas[i] ?? 0;
+    if (window && (at < window.fromUs || at >= window.toUs)) return;
     // (idle) is the thread waiting for work: not busy time, so left out of the total.
     if (!node || node.callFrame.functionName === "(idle)") return;
     selfTime.set(id, (selfTime.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
@@ -178,10 +188,7 @@ function buildTree(profile: FlameProfile): { root: Frame; owners: Map<string, nu
     const { functionName, url, lineNumber, columnNumber } = node.callFrame;
     const key = `${functionName}\u0000${url}\u0000${lineNumber}\u0000${columnNumber ?? -1}`;
     let frame = parent.children.get(key);
-    if (!frame) {
-      frame = newFrame(functionName || "(anonymous)", url, lineNumber, ownerOf(url, functionName), key);
-      parent.children.set(key, frame);
-    }
+    if (!frame) parent.children.set(key, (frame = newFrame(functionName || "(anonymous)", url, lineNumber, ownerOf(url, functionName), key)));
     const self = selfTime.get(id) ?? 0;
     frame.self += self;
     if (self > 0) owners.set(frame.owner, (owners.get(frame.owner) ?? 0) + self);
@@ -203,10 +210,7 @@ function total(frame: Frame): number {
 }
 
 // Plain code-unit comparison, not localeCompare: the same order on every machine.
-function byName(a: Frame, b: Frame): number {
-  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-}
+const byName = (a: Frame, b: Frame): number => (a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 function tooltip(frame: Frame, busy: number, isRoot: boolean): string {
   const share = busy > 0 ? ((frame.total / busy) * 100).toFixed(1) : "0.0";
@@ -218,17 +222,13 @@ const where = (frame: Frame): string => `${shortUrl(frame.url)}:${frame.line + 1
 /** Owners by self time, largest first, flowed into rows across the width. */
 function legendItems(owners: Map<string, number>, busy: number, width: number) {
   const items: Array<{ owner: string; text: string; x: number; row: number }> = [];
-  let x = PAD;
-  let row = 0;
+  let [x, row] = [PAD, 0];
   const ranked = [...owners].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   for (const [owner, micros] of ranked) {
     if (busy <= 0 || micros / busy < 0.0005) continue;
     const text = `${owner} ${((micros / busy) * 100).toFixed(1)}%`;
     const itemWidth = 15 + text.length * CHAR_WIDTH + 18;
-    if (x > PAD && x + itemWidth > width - PAD) {
-      x = PAD;
-      row++;
-    }
+    if (x > PAD && x + itemWidth > width - PAD) [x, row] = [PAD, row + 1];
     items.push({ owner, text, x, row });
     x += itemWidth;
   }
@@ -244,10 +244,7 @@ function colourOf(owner: string): string {
 function shade(hex: string, key: string): string {
   const amount = ((hash(key) % 17) - 8) / 100;
   const channels = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  return `#${channels
-    .map((c) => Math.round(amount >= 0 ? c + (255 - c) * amount : c * (1 + amount)))
-    .map((c) => c.toString(16).padStart(2, "0"))
-    .join("")}`;
+  return `#${channels.map((c) => Math.round(amount >= 0 ? c + (255 - c) * amount : c * (1 + amount)).toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** FNV-1a: small, stable across runs and machines. */
@@ -273,6 +270,7 @@ function esc(text: string): string {
 }
 
 const ms = (micros: number): string => `${(micros / 1000).toFixed(micros >= 1e5 ? 0 : micros >= 1e4 ? 1 : 2)} ms`;
+const seconds = (micros: number): string => (micros / 1e6).toFixed(Math.abs(micros) >= 1e7 ? 1 : 3);
 
 const num = (n: number): string => String(+n.toFixed(2));
 
@@ -284,8 +282,9 @@ if (require.main === module) {
     if (args[i].startsWith("--")) flags[args[i].slice(2)] = args[++i] ?? "";
     else files.push(args[i]);
   }
-  if (files.length !== 2 || Object.keys(flags).some((flag) => !["title", "subtitle", "min-share", "width"].includes(flag))) {
-    console.error("Usage: node dist/scripts/bench/flame-graph.js <in.cpuprofile> <out.svg> [--title T] [--subtitle S] [--min-share 0.002] [--width 1200]");
+  const window = flags.window?.split(",").map(Number);
+  if (files.length !== 2 || Object.keys(flags).some((flag) => !["title", "subtitle", "min-share", "width", "window"].includes(flag)) || (window && (window.length !== 2 || window.some(Number.isNaN)))) {
+    console.error("Usage: node dist/scripts/bench/flame-graph.js <in.cpuprofile> <out.svg> [--title T] [--subtitle S] [--min-share 0.002] [--width 1200] [--window FROM_US,TO_US]");
     process.exit(2);
   }
   const svg = writeFlameGraph(files[0], files[1], {
@@ -293,6 +292,7 @@ if (require.main === module) {
     subtitle: flags.subtitle,
     minShare: flags["min-share"] !== undefined ? Number(flags["min-share"]) : undefined,
     width: flags.width !== undefined ? Number(flags.width) : undefined,
+    window: window && { fromUs: window[0], toUs: window[1] },
   });
   console.log(svg);
 }
