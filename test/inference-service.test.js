@@ -100,4 +100,18 @@ describe("inference service: the queue's byte budget and overflow", { timeout: 6
     assert.equal(current.stats.dropped, 3);
     assert.equal(current.stats.failed, 0, "a dropped request is counted once, as dropped");
   });
+
+  it("the node's rehearsal (its own warm-up request) is classified, counted nowhere, and takes no request's place", async () => {
+    current = service({ queueLimit: 1 });
+    await new Promise((resolve) => current.once("state", resolve));
+    assert.equal(current.state, "ready");
+    const rehearsal = current.rehearse({ kind: "bytes", bytes: samples[0].bytes });
+    // The queue holds one request: the rehearsal must not be the one it holds.
+    const request = current.classify({ kind: "bytes", bytes: samples[1].bytes });
+    const [rehearsed, answered] = await Promise.all([rehearsal, request]);
+    assert.deepEqual([rehearsed.digit, answered.digit], [samples[0].label, samples[1].label]);
+    const { accepted, completed, rejected, failed, batches, largestBatch } = current.stats;
+    assert.deepEqual({ accepted, completed, rejected, failed, batches, largestBatch }, { accepted: 1, completed: 1, rejected: 0, failed: 0, batches: 1, largestBatch: 1 });
+    assert.deepEqual([current.backlog, current.backlogBytes], [0, 0]);
+  });
 });

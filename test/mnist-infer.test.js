@@ -201,6 +201,33 @@ describe("mnist-infer", () => {
     await statusOf("n-infer", (s) => s.fill === "green");
   });
 
+  it("rehearses its path as soon as the model is ready (the first request then does not pay for compiling it): nothing sent, shown or counted", async () => {
+    const rehearsals = [];
+    const original = InferenceService.prototype.rehearse;
+    InferenceService.prototype.rehearse = function (input) {
+      const prediction = original.call(this, input);
+      rehearsals.push(prediction);
+      return prediction;
+    };
+    try {
+      await loadInfer();
+      const sent = [];
+      for (const id of ["n-out", "n-errors"]) helper.getNode(id).on("input", (msg) => sent.push(msg));
+      await statusOf("n-infer", (s) => s.fill === "green");
+      assert.equal(rehearsals.length, 1, "one rehearsal, started when the model became ready");
+      const prediction = await rehearsals[0];
+      assert.equal(prediction.digit, 1, "the drawn stroke reads as a 1");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(sent, [], "the rehearsal's answer is not sent");
+      const stats = (await helper.request().get("/mnist-infer/n-infer/stats").expect(200)).body;
+      assert.deepEqual([stats.accepted, stats.completed, stats.failed, stats.batches, stats.backlog], [0, 0, 0, 0, 0]);
+      const shown = helper._NodePrototype.status.getCalls().filter((call) => call.thisValue === helper.getNode("n-infer")).at(-1)?.args[0];
+      assert.match(shown.text, /ready/, "the status still says ready, not the rehearsal's digit");
+    } finally {
+      InferenceService.prototype.rehearse = original;
+    }
+  });
+
   it("classifies the shipped held-out PNGs with at least 98% accuracy, each answered once", async () => {
     const node = await loadInfer();
     const results = collect("n-out", samples.length, 60000);

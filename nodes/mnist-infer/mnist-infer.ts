@@ -14,6 +14,7 @@ import { InferenceService, type OverflowPolicy } from "./inference/inference-ser
 import { locateModel, type LocatedModel } from "./inference/model-file";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatedRequests } from "./request/repeats";
+import { rehearse } from "./rehearsal";
 import { Handover } from "./handover";
 import { toBatchResult, toResult } from "./result";
 import { statusLine } from "./status-line";
@@ -122,6 +123,7 @@ export = function (RED: NodeAPI) {
         if (backend?.name === "wasm" && backend.setting === "auto") node.warn(RED._("mnist-infer.log.fallback", { reason: backend.reason ?? "" }));
         const noSharp = sharpProblem();
         if (noSharp) node.warn(RED._("mnist-infer.log.no-sharp", { problem: noSharp }));
+        rehearse(service, limits, threshold).catch((err) => node.debug(`rehearsal: ${(err as Error).message}`));
         takeOver();
       } else if (state === "failed") {
         showStatus(node, "failed", RED._("mnist-infer.status.model-failed"));

@@ -13,6 +13,11 @@ import type { RawImage } from "./raw-image";
 /** What the worker receives: PNG bytes it decodes itself, or pixels. */
 export type WorkerImage = { kind: "png"; bytes: Uint8Array } | { kind: "raw"; image: RawImage };
 
+/** The bytes a decoded request holds in the queue. */
+export function workerImageBytes(image: WorkerImage): number {
+  return image.kind === "png" ? image.bytes.byteLength : image.image.data.byteLength;
+}
+
 /** Larger PNGs are shrunk by sharp first: the worker should not average a 12-megapixel photo. */
 const FAST_PNG_MAX_PIXELS = 1024 * 1024;
 /** Photos are reduced to this size before preprocessing; the digit ends up 20 px tall anyway. */

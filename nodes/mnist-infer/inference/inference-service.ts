@@ -8,7 +8,7 @@ import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
-import { decodeForWorker, queuedSizeBound, type WorkerImage } from "../image/image-decoder";
+import { decodeForWorker, queuedSizeBound, workerImageBytes, type WorkerImage } from "../image/image-decoder";
 import type { BatchOutcome } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
 import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
@@ -48,6 +48,8 @@ interface Pending {
   image: WorkerImage;
   bytes: number;
   enqueuedAt: number;
+  /** The node's own warm-up request (rehearse): not counted in the stats. */
+  uncounted?: boolean;
   resolve: (prediction: Prediction) => void;
   reject: (err: Error) => void;
 }
@@ -84,6 +86,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   /** Called when the last request being decoded has left `decoding` (a close waits for it). */
   private decoded?: () => void;
   private closing?: Promise<void>;
+  private rehearsing = 0;
 
   constructor(private readonly options: ServiceOptions) {
     super();
@@ -102,12 +105,20 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     return this.queuedBytes + this.decodingBytes;
   }
 
-  async classify(input: ImageInput): Promise<Prediction> {
+  /** The node's own warm-up request (rehearsal.ts): left out of the stats, and it takes no request's place. */
+  rehearse(input: ImageInput): Promise<Prediction> {
+    this.rehearsing++;
+    return this.classify(input, true).finally(() => this.rehearsing--);
+  }
+
+  async classify(input: ImageInput, uncounted = false): Promise<Prediction> {
     if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
     if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
     const reserve = input.kind === "pixels" ? input.image.data.byteLength : queuedSizeBound(input.bytes);
-    this.makeRoom(1, reserve);
-    this.stats.accepted++;
+    if (!uncounted) {
+      this.makeRoom(1, reserve);
+      this.stats.accepted++;
+    }
     const place: Decoding = { bytes: reserve };
     this.decoding.push(place);
     this.decodingBytes += reserve;
@@ -115,7 +126,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     try {
       image = input.kind === "pixels" ? { kind: "raw", image: input.image } : await decodeForWorker(input.bytes, this.options.maxPixels);
     } catch (err) {
-      if (!place.dropped) this.stats.failed++;
+      if (!place.dropped && !uncounted) this.stats.failed++;
       throw place.dropped ?? err;
     } finally {
       // A dropped request has already left the list.
@@ -128,22 +139,19 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     }
     if (place.dropped) throw place.dropped;
     // At most what was reserved for it while it was decoded.
-    const bytes = sizeOf(image);
+    const bytes = workerImageBytes(image);
     return new Promise<Prediction>((resolve, reject) => {
-      this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject });
+      this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject, uncounted });
       this.queuedBytes += bytes;
-      this.pump();
+      this.runtime?.pump();
     });
   }
 
-  /**
-   * Applies the overflow policy until `count` more requests of `bytes` fit:
-   * drop the oldest (queued first, then still decoding), or refuse the new one.
-   * A lone request larger than the byte budget is still taken when nothing waits.
-   */
+  /** Applies the overflow policy until `count` more requests of `bytes` fit: drop the oldest (queued
+   *  first, then still decoding) or refuse the new one. A lone request over the byte budget is taken when nothing waits. */
   private makeRoom(count: number, bytes: number): void {
     const { queueLimit, queueBytes } = this.options;
-    const full = () => this.backlog + count > queueLimit || (this.backlog > 0 && this.backlogBytes + bytes > queueBytes);
+    const full = () => this.backlog - this.rehearsing + count > queueLimit || (this.backlog > 0 && this.backlogBytes + bytes > queueBytes);
     if (!full()) return;
     const why = this.backlog + count > queueLimit ? `${queueLimit} requests` : `${megabytes(queueBytes)} of images`;
     if (this.options.overflow === "drop-oldest") {
@@ -167,18 +175,15 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     throw new InputError("queue-full", `rejected: the queue is full (${why} waiting); retry later, or raise the queue's size or memory`);
   }
 
-  private pump(): void {
-    this.runtime?.pump();
-  }
-
   /** A shared worker asks this node for its next batch (its turn in the round). */
   takeBatch(info: ModelInfo, batchId: number): ClientBatch | undefined {
     if ((this.state !== "ready" && this.state !== "closed") || this.queue.length === 0) return undefined;
     const batch = this.queue.splice(0, Math.max(1, Math.min(this.options.maxBatch, info.maxBatch)));
     for (const p of batch) this.queuedBytes -= p.bytes;
     this.inFlight.set(batchId, batch);
-    this.stats.batches++;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    const counted = batch.filter((p) => !p.uncounted).length;
+    if (counted > 0) this.stats.batches++;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, counted);
     return { images: batch.map((p) => p.image), preview: this.options.preview };
   }
 
@@ -192,7 +197,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.info = info;
     this.state = "ready";
     this.emit("state", this.state);
-    this.pump();
+    this.runtime?.pump();
   }
 
   loadFailed(message: string): void {
@@ -211,12 +216,12 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     batch.forEach((pending, i) => {
       const failure = failures.get(i);
       if (failure) {
-        this.stats.failed++;
+        if (!pending.uncounted) this.stats.failed++;
         // A fault in the worker reaches the node as the Error it was (a bug), not as bad input.
         pending.reject(failure.code === "internal" ? Object.assign(new Error(failure.message), { stack: failure.stack }) : new InputError(failure.code, failure.message));
         return;
       }
-      this.stats.completed++;
+      if (!pending.uncounted) this.stats.completed++;
       pending.resolve(toPrediction(outcome, i, now - pending.enqueuedAt, batch.length));
     });
     if (this.queue.length === 0 && this.inFlight.size === 0) this.drained?.();
@@ -226,7 +231,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   batchesLost(batchIds: number[], reason: string): void {
     for (const batchId of batchIds) {
       for (const pending of this.inFlight.get(batchId) ?? []) {
-        this.stats.failed++;
+        if (!pending.uncounted) this.stats.failed++;
         pending.reject(new InputError("model", `${reason}; the request was not classified`));
       }
       this.inFlight.delete(batchId);
@@ -246,7 +251,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   private failAll(err: Error): void {
     this.queuedBytes = 0;
     for (const pending of this.queue.splice(0)) {
-      this.stats.failed++;
+      if (!pending.uncounted) this.stats.failed++;
       pending.reject(err);
     }
   }
@@ -286,10 +291,6 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     await runtime?.detach(this);
     this.removeAllListeners();
   }
-}
-
-function sizeOf(image: WorkerImage): number {
-  return image.kind === "png" ? image.bytes.byteLength : image.image.data.byteLength;
 }
 
 function megabytes(bytes: number): string {
