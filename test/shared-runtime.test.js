@@ -12,6 +12,7 @@ const path = require("path");
 const mqtt = require("mqtt");
 const { helper, load, statusOf, startServer, stopServer, unload } = require("./support/flow");
 const { loadSamples } = require("./support/samples");
+const { until: untilWithin } = require("./support/replies");
 const { startTestBroker } = require("./support/broker");
 const { startNodeRed } = require("./support/node-red-process");
 
@@ -22,14 +23,7 @@ const { sharedRuntimes } = require("../dist/nodes/mnist-infer/inference/shared-r
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
 // Every worker thread started from here on, so a test can make one crash.
-const workerThreads = require("worker_threads");
-const workers = [];
-workerThreads.Worker = class extends workerThreads.Worker {
-  constructor(...args) {
-    super(...args);
-    workers.push(this);
-  }
-};
+const { workers } = require("./support/worker-threads");
 
 /** Held-out digits the shipped model classifies right (it gets about 1 in 100 wrong): "answers correctly" is then exact. */
 let samples = loadSamples(100);
@@ -64,14 +58,8 @@ function recorder(ids) {
   return seen;
 }
 
-async function until(test, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
+/** Waits for `test` to hold, 30 s at most by default; says whether it did. */
+const until = (test, timeoutMs = 30000) => untilWithin(test, timeoutMs);
 
 /** Deploys the flow with only `inferIds` as the editor's "modified nodes" deploy does; resolves once it has stopped the removed and started the rest. */
 async function deployOnly(inferIds) {

@@ -7,16 +7,10 @@ const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const os = require("os");
 const { loadSamples } = require("./support/samples");
+const { until: untilWithin } = require("./support/replies");
 
 // Every worker thread started from here on, so a test can make one crash.
-const workerThreads = require("worker_threads");
-const workers = [];
-workerThreads.Worker = class extends workerThreads.Worker {
-  constructor(...args) {
-    super(...args);
-    workers.push(this);
-  }
-};
+const { workers } = require("./support/worker-threads");
 
 const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 const { sharedRuntimes, poolTiming } = require("../dist/nodes/mnist-infer/inference/shared-runtime.js");
@@ -39,14 +33,8 @@ function track(svc) {
   return svc;
 }
 
-async function until(test, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
+/** Waits for `test` to hold, 30 s at most by default; says whether it did. */
+const until = (test, timeoutMs = 30000) => untilWithin(test, timeoutMs);
 
 function workersOfRuntime() {
   const runtime = sharedRuntimes()[0];
