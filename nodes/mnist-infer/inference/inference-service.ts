@@ -14,7 +14,6 @@ import { toPrediction, type Prediction } from "./prediction";
 import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
 
 export type { Prediction };
-
 export type OverflowPolicy = "reject-newest" | "drop-oldest";
 
 export interface ServiceOptions {
@@ -86,7 +85,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   /** Called when the last request being decoded has left `decoding` (a close waits for it). */
   private decoded?: () => void;
   private closing?: Promise<void>;
-  private rehearsing = 0;
+  private rehearsing = 0; // rehearsals under way: not counted against the queue limit (see rehearse)
 
   constructor(private readonly options: ServiceOptions) {
     super();
@@ -179,9 +178,12 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   takeBatch(info: ModelInfo, batchId: number): ClientBatch | undefined {
     if ((this.state !== "ready" && this.state !== "closed") || this.queue.length === 0) return undefined;
     const batch = this.queue.splice(0, Math.max(1, Math.min(this.options.maxBatch, info.maxBatch)));
-    for (const p of batch) this.queuedBytes -= p.bytes;
+    let counted = 0; // the rehearsal is no request: a batch of it alone is no batch
+    for (const p of batch) {
+      this.queuedBytes -= p.bytes;
+      if (!p.uncounted) counted++;
+    }
     this.inFlight.set(batchId, batch);
-    const counted = batch.filter((p) => !p.uncounted).length;
     if (counted > 0) this.stats.batches++;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, counted);
     return { images: batch.map((p) => p.image), preview: this.options.preview };

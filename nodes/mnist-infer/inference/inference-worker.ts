@@ -7,6 +7,7 @@ import { Classifier } from "./classifier";
 import { InputError } from "../errors";
 import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
+import { warmUpDigitPng } from "../image/warm-up-digit";
 import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker } from "./worker-protocol";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
@@ -88,9 +89,7 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
  * a deploy should be answered about as fast as the hundredth.
  */
 async function warmUp(model: Classifier): Promise<void> {
-  const stroke = new Uint8Array(SIDE * SIDE);
-  for (let y = 6; y < 22; y++) stroke[y * SIDE + 13] = stroke[y * SIDE + 14] = 255; // a "1"
-  const { pixels } = preprocess(decodePng(encodeGreyPng(stroke, SIDE, SIDE)));
+  const { pixels } = preprocess(decodePng(warmUpDigitPng()));
   const largest = Math.min(32, model.info.maxBatch);
   const batch = new Float32Array(largest * SIDE * SIDE);
   for (let i = 0; i < largest; i++) batch.set(pixels, i * SIDE * SIDE);
