@@ -9,7 +9,7 @@ const assert = require("node:assert/strict");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { dashboardPath, dashboardInstalled } = require("../dist/scripts/start.js");
+const { dashboardPath, dashboardInstalled } = require("../dist/scripts/user-folder.js");
 const { browserSkipReason, launchBrowser, openPage, screenshot, localProblems, startDemo } = require("./support/browser");
 
 const skip = browserSkipReason();

@@ -11,7 +11,7 @@ const mqtt = require("mqtt");
 const { startSecureMosquitto, generateSecureFiles, ROLES } = require("../dist/scripts/secure-broker.js");
 const { freePort, REPO_ROOT } = require("../dist/scripts/broker.js");
 const { findMosquitto } = require("../dist/scripts/mosquitto-process.js");
-const { prepareUserDir } = require("../dist/scripts/start.js");
+const { prepareUserDir } = require("../dist/scripts/user-folder.js");
 const { loadSamples } = require("./support/samples");
 
 const FLOWS = path.join(REPO_ROOT, "flows");

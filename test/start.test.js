@@ -10,7 +10,8 @@ const http = require("http");
 const os = require("os");
 const path = require("path");
 const mqtt = require("mqtt");
-const { parseArgs, resolveFlowFile, prepareUserDir, copyFlow } = require("../dist/scripts/start.js");
+const { parseArgs, resolveFlowFile } = require("../dist/scripts/start.js");
+const { prepareUserDir, copyFlow } = require("../dist/scripts/user-folder.js");
 const { probeBroker, freePort, ensureBroker, REPO_ROOT } = require("../dist/scripts/broker.js");
 const { skipWithoutMosquitto, nextMessages } = require("./support/broker");
 

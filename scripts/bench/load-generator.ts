@@ -6,22 +6,14 @@
 // (a misattribution) is caught, not only a lost or doubled one. In batch mode
 // it sends {"id","images":[...],"labels":[...]} and checks every item of the
 // one reply the same way, in its slot: order, loss, doubles, misattribution.
+import { setTimeout as sleep } from "node:timers/promises";
 import { performance } from "node:perf_hooks";
 import { connectAsync, type MqttClient } from "mqtt";
-import { emptyReport, type GeneratorCommand, type RunCommand, type RunReport, type SetupCommand } from "./load-types";
+import { emptyReport, type Answer, type GeneratorCommand, type RunCommand, type RunReport, type SetupCommand } from "./load-types";
 import { batchEnvelope, envelope, loadSamples, type Sample } from "./samples";
 import { distribution } from "./stats";
 
 export type { GeneratorCommand, LoadMode, RunCommand, RunReport, SetupCommand } from "./load-types";
-
-/** One image's answer, alone or as an item of a batch reply. */
-interface Answer {
-  digit?: number;
-  confidence?: number;
-  label?: number;
-  error?: { code?: string };
-  timings?: { batchSize?: number };
-}
 
 const REQUEST_STATE = { unsent: 0, pending: 1, answered: 2 } as const;
 
@@ -272,10 +264,6 @@ class ActiveRun {
     this.report.misattributed++;
     if (this.report.examples.length < 5) this.report.examples.push(example);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Commands arrive over the IPC channel of child_process.fork; each gets one reply. */

@@ -98,3 +98,12 @@ export function emptyReport(name: string, mode: LoadMode): RunReport {
     examples: [],
   };
 }
+
+/** One image's answer, alone or as an item of a batch reply. */
+export interface Answer {
+  digit?: number;
+  confidence?: number;
+  label?: number;
+  error?: { code?: string };
+  timings?: { batchSize?: number };
+}

@@ -9,7 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { prepareUserDir } from "../start";
+import { setTimeout as sleep } from "node:timers/promises";
+import { prepareUserDir } from "../user-folder";
 import { envelope, loadSamples } from "./samples";
 import { distribution, type Distribution } from "./stats";
 
@@ -161,10 +162,6 @@ async function main(options: NodeAloneOptions): Promise<NodeAloneReport> {
   } finally {
     fs.rmSync(userDir, { recursive: true, force: true });
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 if (require.main === module) {
