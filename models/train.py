@@ -41,68 +41,23 @@ except ImportError:
              "python3-skimage python3-pil python3-onnx python3-matplotlib")
 
 import argparse
+import copy
 import json
 import random
 import time
 
 import numpy as np
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth.augment import augment, build_banks, node_view  # noqa: E402
-from synth.card import MODEL_NAME, OPSET, model_card, write_samples  # noqa: E402
+from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402
+from synth.network import MnistCnn, ema_update, per_digit_accuracy, predict  # noqa: E402
 from synth.split import gather, load_digits, split_indices  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-
-
-# -------------------------------------------------------------------------- model
-
-class MnistCnn(nn.Module):
-    """Three conv blocks + a small MLP head: ~98.6 k parameters, ~2.0 M
-    multiply-adds per image (fast at batch 1, ~0.4 MB as ONNX).
-
-    A third conv block (instead of a 1568-wide flatten into the dense layer)
-    scored better on validation and made the file half the size.
-
-    The input is used as-is (0-1, ink high).  No mean/std normalisation is
-    needed: the BatchNorm after the first conv does that job and, in eval
-    mode, it is folded into the conv weights by the ONNX exporter, so the
-    exported graph consumes raw 0-1 pixels.
-    """
-
-    def __init__(self, hidden=128):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.MaxPool2d(2),                                       # 16x14x14
-            nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.MaxPool2d(2),                                       # 32x7x7
-            nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.MaxPool2d(2),                                       # 64x3x3
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64 * 3 * 3, hidden), nn.ReLU(),
-            nn.Dropout(0.4),
-            nn.Linear(hidden, 10),
-        )
-
-    def forward(self, image):
-        return self.classifier(self.features(image))
-
-
-@torch.no_grad()
-def predict(model, x, batch=500):
-    model.eval()
-    return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
-
-
-def per_digit_accuracy(pred, y):
-    return {str(d): round(float((pred[y == d] == d).float().mean()), 4) for d in range(10)}
 
 
 # -------------------------------------------------------------------------- main
@@ -121,14 +76,21 @@ def main():
     p.add_argument("--oe-weight", type=float, default=0.5,
                    help="weight of the outlier-exposure loss (non-digits towards uniform)")
     p.add_argument("--variants", type=int, default=3, help="canvas/paper re-drawings per training digit")
+    p.add_argument("--paper-share", type=float, default=0.4,
+                   help="share of the re-drawings made on photographed paper (the rest on a canvas)")
+    p.add_argument("--ema", type=float, default=0,
+                   help="decay of the weight average that is exported (0: the last step's weights)")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")
+    p.add_argument("--channels", default="16,32,64", help="channels of the three conv blocks")
+    p.add_argument("--hidden", type=int, default=128, help="units of the dense layer")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--temperature", type=float, default=0.58,
                    help="logits are divided by this (folded into the last layer); the default was "
                         "fitted with --val on validation digits carved from the training digits")
     p.add_argument("--save-state", default="", help="save the trained weights (development)")
     p.add_argument("--load-state", default="", help="skip training, export these weights "
-                   "(development: e.g. another --temperature; bank sizes are read from the existing card)")
+                   "(development: e.g. another --temperature; bank sizes and timings come from the .json "
+                   "that --save-state wrote beside them)")
     p.add_argument("--cache", default="", help="folder to cache the generated banks in (development)")
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
@@ -161,8 +123,9 @@ def main():
 
     t0 = time.time()
     print("making training data (synth/, training digits only):", flush=True)
-    if args.load_state:  # re-export only: the bank sizes come from the card of the run that trained
-        counts = json.load(open(os.path.join(args.out, f"{MODEL_NAME}.json")))["syntheticTrainCount"]
+    if args.load_state:  # re-export only: bank sizes and timings come from the run that trained
+        trained = json.load(open(args.load_state + ".json"))
+        counts = trained
         xd = np.zeros((counts["canvasOrPaperDigits"], 28, 28), np.float32)
         yd, xn = np.zeros(len(xd), np.int64), np.zeros((counts["nonDigits"], 28, 28), np.float32)
     else:
@@ -172,7 +135,7 @@ def main():
     data_seconds = time.time() - t0
     print(f"  data ready ({data_seconds:.0f}s)", flush=True)
 
-    model = MnistCnn()
+    model = MnistCnn(tuple(int(c) for c in args.channels.split(",")), args.hidden)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = (len(x_tr) + args.batch - 1) // args.batch
@@ -180,6 +143,7 @@ def main():
         opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2)
     gen = torch.Generator().manual_seed(args.seed)
 
+    average = copy.deepcopy(model) if args.ema > 0 else model
     t_train = time.time()
     if args.load_state:
         model.load_state_dict(torch.load(args.load_state))
@@ -211,6 +175,8 @@ def main():
             loss.backward()
             opt.step()
             sched.step()
+            if average is not model:
+                ema_update(average, model, args.ema)
             loss_sum += float(ce) * b
             oe_sum += float(oe) * b
             correct += int((logits[:n_dig].argmax(1) == yb).sum()) / 2
@@ -218,11 +184,16 @@ def main():
         msg = (f"epoch {epoch:2d}/{args.epochs} ce {loss_sum / total:.4f} oe {oe_sum / total:.4f} "
                f"train-aug acc {correct / total:.4f}")
         if x_val is not None:
-            msg += f" val acc {float((predict(model, x_val) == y_val).float().mean()):.4f}"
+            msg += f" val acc {float((predict(average, x_val) == y_val).float().mean()):.4f}"
         print(msg + f" ({time.time() - t_train:.0f}s)", flush=True)
     train_seconds = time.time() - t_train
+    if not args.load_state:
+        model = average
     if args.save_state:
         torch.save(model.state_dict(), args.save_state)
+        with open(args.save_state + ".json", "w") as f:  # what a later --load-state export puts in the card
+            json.dump({"canvasOrPaperDigits": len(xd), "nonDigits": len(xn),
+                       "seconds": train_seconds, "dataSeconds": data_seconds}, f)
 
     if x_val is not None:
         # Recipe development: report validation only, never peek at the held-out set.
@@ -265,8 +236,7 @@ def main():
         "trainCount": len(x_tr), "canvasOrPaperDigits": len(xd), "nonDigits": len(xn), "parameters": n_params,
         "framework": f"torch {torch.__version__}", "seconds": train_seconds, "dataSeconds": data_seconds})
     if args.load_state:  # keep the timings of the run that trained these weights
-        before = json.load(open(os.path.join(args.out, f"{MODEL_NAME}.json")))["training"]
-        card["training"].update(seconds=before["seconds"], dataSeconds=before["dataSeconds"])
+        card["training"].update(seconds=round(trained["seconds"]), dataSeconds=round(trained["dataSeconds"]))
     with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
         f.write(to_json(card) + "\n")
     print(f"wrote {onnx_path} ({len(blob)} bytes, sha256 {card['sha256']})")

@@ -105,7 +105,8 @@ def model_card(args, blob, digits, held_idx, picks, figures):
             "synthetic": ("made by models/synth from the training digits only: each training digit "
                           f"re-drawn {args.variants} times along its skeleton with another pen (mouse, brush, "
                           "finger, marker, pencil; width, pressure, slant, rotation, size, position, elastic "
-                          "wobble) on a canvas (PNG, light/dark/transparent/coloured) or on photographed "
+                          "wobble) on a canvas (PNG, light/dark/transparent/coloured) or, "
+                          f"{round(args.paper_share * 100)} % of them, on photographed "
                           "paper (shading, grain, blur, noise, JPEG); "
                           f"{args.negatives} procedural non-digit drawings (letters from hand-written stroke "
                           "coordinates, symbols, crosses, squares, triangles, stars, grids, scribbles, dots, "
@@ -120,6 +121,8 @@ def model_card(args, blob, digits, held_idx, picks, figures):
             "augmentation": ("on the fly: affine (rotation +-15 deg, scale +-15 %, shear +-0.15, shift +-2.5 px), "
                              "elastic distortion (sigma 4 px, up to 3 px) for half, stroke thickening/thinning, "
                              "blur; weaker for the canvas/paper bank and the non-digits (which are also flipped)"),
+            "weights": (f"exponential moving average of the weights (decay {args.ema})" if args.ema > 0
+                        else "the last step's"),
             "temperature": args.temperature,
             "threads": args.threads,
             "seconds": round(f["seconds"]),
