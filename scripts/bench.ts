@@ -132,6 +132,13 @@ async function main(argv: string[]): Promise<void> {
     result.nodeAlone = await runNodeAlone({ maxBatch: 32, window: 512, warmupMs: 2000, durationMs: options.quick ? 3000 : 8000 });
   }
 
+  // The limit again between the stages, so a slow moment at the start or the end does not set it (the highest counts).
+  const limitsBetween = async () => {
+    say("limits again, between stages");
+    (result.limits!.between ??= []).push(await measureLimits(samples, { ms: stepMs, repeats: 3, pinnedCores: options.cores }));
+  };
+  if (options.stages.has(2)) await limitsBetween();
+
   const needsBroker = [3, 4, 5].some((stage) => options.stages.has(stage));
   const mosquitto = needsBroker && findMosquitto();
   if (needsBroker && !mosquitto) {
@@ -156,6 +163,7 @@ async function main(argv: string[]): Promise<void> {
       await broker.stop();
     }
   }
+  if (options.stages.has(3)) await limitsBetween();
   if (options.stages.has(4)) {
     if (!mosquitto) result.skipped.push("stage 4: shared subscriptions need Mosquitto (apt-get install mosquitto)");
     else {

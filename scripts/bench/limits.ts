@@ -31,9 +31,14 @@ export interface Limits {
    *  (each parallel step waits for its slowest thread) and the shares overstate. */
   nativeOneThread?: Limit;
   wasm?: Limit;
+  /** The same measured between the stages: on a shared machine the limit moves by a third within seconds. */
+  between?: MeasuredLimits[];
   /** The same measured again at the end of the run, when there was time: the machine's load moves. */
-  again?: { native?: Limit; nativeOneThread?: Limit; wasm?: Limit };
+  again?: MeasuredLimits;
 }
+
+/** One measurement of the limits. */
+export type MeasuredLimits = Pick<Limits, "native" | "nativeOneThread" | "wasm">;
 
 /**
  * Both limits; a backend that cannot load here is left out (and the report says so).
@@ -41,9 +46,9 @@ export interface Limits {
  * machine's cores, not by the CPU affinity taskset sets, and so would run two
  * threads on one core; on a machine of that many cores it would choose that many.
  */
-export async function measureLimits(samples: Sample[], options: { ms: number; repeats: number; pinnedCores?: number }): Promise<Omit<Limits, "again">> {
+export async function measureLimits(samples: Sample[], options: { ms: number; repeats: number; pinnedCores?: number }): Promise<MeasuredLimits> {
   const inputs = samples.map((s) => preprocess(decodePng(s.png)).pixels);
-  const limits: Omit<Limits, "again"> = {};
+  const limits: MeasuredLimits = {};
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const ort = require("onnxruntime-node") as OrtApi;
@@ -62,7 +67,8 @@ export async function measureLimits(samples: Sample[], options: { ms: number; re
 
 /** The limit the report divides by: the higher of the two measurements, so a busy moment does not flatter a share. */
 export function limitRate(limits: Limits | undefined, backend: "native" | "nativeOneThread" | "wasm"): number | undefined {
-  const rates = [limits?.[backend]?.rate, limits?.again?.[backend]?.rate].filter((r): r is number => typeof r === "number" && r > 0);
+  const measured = limits ? [limits, ...(limits.between ?? []), limits.again] : [];
+  const rates = measured.map((m) => m?.[backend]?.rate).filter((r): r is number => typeof r === "number" && r > 0);
   return rates.length ? Math.max(...rates) : undefined;
 }
 

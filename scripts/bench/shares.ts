@@ -13,19 +13,21 @@ export function shareRows(result: BenchResult): Array<Row | string> {
   const { limits } = result;
   if (!limits) return [];
   const rows: Array<Row | string> = [];
-  rows.push("Limits: ONNX Runtime alone on models/mnist-cnn.onnx, in this process, at the start and at the end of this run");
-  const describe = (name: string, start?: Limit, end?: Limit): void => {
+  rows.push("Limits: ONNX Runtime alone on models/mnist-cnn.onnx, in this process, at the start, between stages and at the end of this run");
+  const describe = (name: string, kind: "native" | "nativeOneThread" | "wasm"): void => {
+    const start = limits[kind];
     if (!start) return void rows.push([name, "could not load here"]);
     const batches = Object.keys(start.byBatch).map(Number);
     const at = (l: Limit) => batches.map((b) => rate(l.byBatch[b])).join(" / ");
+    const later = [...(limits.between ?? []), limits.again].map((m) => m?.[kind]).filter((l): l is Limit => Boolean(l));
     const count = start.threads === "default" ? "default threads" : `${start.threads} thread${start.threads === 1 ? "" : "s"}`;
     const pinned = result.options.cores;
     const threads = name === "onnxruntime-node" && pinned ? `${count} (its default on ${pinned} core${pinned === 1 ? "" : "s"})` : count;
-    rows.push([`${name}, ${threads}, batch ${batches.join(" / ")}`, `${at(start)}${end ? ` → ${at(end)}` : ""}`]);
+    rows.push([`${name}, ${threads}, batch ${batches.join(" / ")}`, [start, ...later].map(at).join(" → ")]);
   };
-  describe("onnxruntime-node", limits.native, limits.again?.native);
-  describe("  for comparison, not a limit: onnxruntime-node", limits.nativeOneThread, limits.again?.nativeOneThread);
-  describe("onnxruntime-web", limits.wasm, limits.again?.wasm);
+  describe("onnxruntime-node", "native");
+  describe("  for comparison, not a limit: onnxruntime-node", "nativeOneThread");
+  describe("onnxruntime-web", "wasm");
 
   const native = limitRate(limits, "native");
   const wasm = limitRate(limits, "wasm");
