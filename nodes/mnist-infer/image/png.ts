@@ -34,6 +34,16 @@ export function readPngHeader(bytes: Uint8Array): PngHeader {
   return header;
 }
 
+/** Chunk types as big-endian numbers (PNG spec 5.4). */
+const IDAT = 0x49444154;
+const PLTE = 0x504c5445;
+const TRNS = 0x74524e53;
+const IEND = 0x49454e44;
+
+function chunkName(type: number): string {
+  return String.fromCharCode(type >>> 24, (type >>> 16) & 0xff, (type >>> 8) & 0xff, type & 0xff);
+}
+
 /** A big-endian unsigned 32-bit number. */
 function uint32(bytes: Uint8Array, at: number): number {
   return ((bytes[at] << 24) >>> 0) + (bytes[at + 1] << 16) + (bytes[at + 2] << 8) + bytes[at + 3];
@@ -51,22 +61,21 @@ export function canDecodeFast(header: PngHeader): boolean {
 export function decodePng(bytes: Uint8Array): RawImage {
   const header = readPngHeader(bytes);
   if (!canDecodeFast(header)) throw new InputError("unsupported", "this PNG layout needs the general decoder");
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const idat: Buffer[] = [];
-  let palette: Buffer | undefined;
-  let transparency: Buffer | undefined;
+  // Chunks are walked on the bytes as they are (no Buffer views, no type strings): this runs per image.
+  const idat: Uint8Array[] = [];
+  let palette: Uint8Array | undefined;
+  let transparency: Uint8Array | undefined;
   let offset = 8;
   let ended = false;
-  while (offset + 8 <= buf.length) {
-    const length = buf.readUInt32BE(offset);
-    const type = buf.toString("latin1", offset + 4, offset + 8);
+  while (offset + 8 <= bytes.length) {
+    const length = uint32(bytes, offset);
+    const type = uint32(bytes, offset + 4);
     const start = offset + 8;
-    if (start + length > buf.length) throw new InputError("truncated", `the PNG is truncated inside its ${type} chunk`);
-    const data = buf.subarray(start, start + length);
-    if (type === "IDAT") idat.push(data);
-    else if (type === "PLTE") palette = data;
-    else if (type === "tRNS") transparency = data;
-    else if (type === "IEND") { ended = true; break; }
+    if (start + length > bytes.length) throw new InputError("truncated", `the PNG is truncated inside its ${chunkName(type)} chunk`);
+    if (type === IDAT) idat.push(bytes.subarray(start, start + length));
+    else if (type === PLTE) palette = bytes.subarray(start, start + length);
+    else if (type === TRNS) transparency = bytes.subarray(start, start + length);
+    else if (type === IEND) { ended = true; break; }
     offset = start + length + 4; // skip the CRC
   }
   if (idat.length === 0) throw new InputError("truncated", "the PNG has no image data (IDAT)");
@@ -146,7 +155,7 @@ function unfilter(src: Buffer, stride: number, height: number, bpp: number): Uin
   return out;
 }
 
-function expandPalette(indices: Uint8Array, width: number, height: number, palette?: Buffer, trns?: Buffer): RawImage {
+function expandPalette(indices: Uint8Array, width: number, height: number, palette?: Uint8Array, trns?: Uint8Array): RawImage {
   if (!palette) throw new InputError("corrupt", "the palette PNG has no PLTE chunk");
   const out = new Uint8Array(width * height * 4);
   for (let i = 0; i < width * height; i++) {

@@ -62,8 +62,8 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
     const started = performance.now();
     try {
       const image = images[i];
-      const prepared = preprocess(image.kind === "png" ? decodePng(image.bytes) : image.image);
-      pixels.set(prepared.pixels, slots.length * SIDE * SIDE);
+      // Written straight into the batch tensor, in the next free slot.
+      const prepared = preprocess(image.kind === "png" ? decodePng(image.bytes) : image.image, pixels, slots.length * SIDE * SIDE);
       slots.push(i);
       outcome.preprocessMs[i] = performance.now() - started;
       outcome.inverted[i] = prepared.inverted ? 1 : 0;
