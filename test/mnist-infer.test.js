@@ -194,6 +194,21 @@ describe("mnist-infer", () => {
     }
   });
 
+  it("preprocesses into a slot of a batch tensor exactly as into an array of its own, leaving the other slots alone", () => {
+    const { preprocess, SIDE } = require("../dist/nodes/mnist-infer/image/preprocess.js");
+    const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+    const n = SIDE * SIDE;
+    const batch = new Float32Array(3 * n).fill(0.25); // what an earlier image left behind
+    for (const { bytes } of samples.slice(0, 5)) {
+      const alone = preprocess(decodePng(bytes));
+      const slotted = preprocess(decodePng(bytes), batch, n);
+      assert.deepEqual(Array.from(slotted.pixels), Array.from(alone.pixels));
+      assert.deepEqual(Array.from(batch.subarray(n, 2 * n)), Array.from(alone.pixels), "the slot holds the image, zeros included");
+      assert.equal(slotted.inverted, alone.inverted);
+      assert.ok(batch.subarray(0, n).every((v) => v === 0.25) && batch.subarray(2 * n).every((v) => v === 0.25), "the slots before and after are untouched");
+    }
+  });
+
   it("loads with defaults and becomes ready", async () => {
     await load([inferNode], [{ id: "n-infer", type: "mnist-infer" }]);
     const node = helper.getNode("n-infer");
