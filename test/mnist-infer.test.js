@@ -199,9 +199,12 @@ describe("mnist-infer", () => {
     const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
     const n = SIDE * SIDE;
     const batch = new Float32Array(3 * n).fill(0.25); // what an earlier image left behind
-    for (const { bytes } of samples.slice(0, 5)) {
-      const alone = preprocess(decodePng(bytes));
-      const slotted = preprocess(decodePng(bytes), batch, n);
+    // MNIST digits (mostly a copy, little shifting) and a bar on a larger image (fitted into 20 px: most of the field is background).
+    const bar = { data: new Uint8Array(37 * 90), width: 37, height: 90, channels: 1 };
+    for (let y = 10; y < 80; y++) for (let x = 15; x < 22; x++) bar.data[y * 37 + x] = 255;
+    for (const image of [...samples.slice(0, 5).map(({ bytes }) => () => decodePng(bytes)), () => bar]) {
+      const alone = preprocess(image());
+      const slotted = preprocess(image(), batch, n);
       assert.deepEqual(Array.from(slotted.pixels), Array.from(alone.pixels));
       assert.deepEqual(Array.from(batch.subarray(n, 2 * n)), Array.from(alone.pixels), "the slot holds the image, zeros included");
       assert.equal(slotted.inverted, alone.inverted);
