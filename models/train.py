@@ -125,9 +125,8 @@ def main():
     print("making training data (synth/, training digits only):", flush=True)
     if args.load_state:  # re-export only: bank sizes and timings come from the run that trained
         trained = json.load(open(args.load_state + ".json"))
-        counts = trained
-        xd = np.zeros((counts["canvasOrPaperDigits"], 28, 28), np.float32)
-        yd, xn = np.zeros(len(xd), np.int64), np.zeros((counts["nonDigits"], 28, 28), np.float32)
+        xd = np.zeros((trained["canvasOrPaperDigits"], 28, 28), np.float32)
+        yd, xn = np.zeros(len(xd), np.int64), np.zeros((trained["nonDigits"], 28, 28), np.float32)
     else:
         xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, "val" if x_val is not None else "full")
     x_pp = x_tr if args.load_state else torch.from_numpy(node_view(x_tr[:, 0].numpy())).unsqueeze(1)
@@ -187,7 +186,9 @@ def main():
             msg += f" val acc {float((predict(average, x_val) == y_val).float().mean()):.4f}"
         print(msg + f" ({time.time() - t_train:.0f}s)", flush=True)
     train_seconds = time.time() - t_train
-    if not args.load_state:
+    if args.load_state:  # the card keeps the timings of the run that trained these weights
+        train_seconds, data_seconds = trained["seconds"], trained["dataSeconds"]
+    else:
         model = average
     if args.save_state:
         torch.save(model.state_dict(), args.save_state)
@@ -235,8 +236,6 @@ def main():
         "accuracy": acc, "correct": int((pred == y_ho).sum()), "count": len(y_ho), "perDigit": per_digit,
         "trainCount": len(x_tr), "canvasOrPaperDigits": len(xd), "nonDigits": len(xn), "parameters": n_params,
         "framework": f"torch {torch.__version__}", "seconds": train_seconds, "dataSeconds": data_seconds})
-    if args.load_state:  # keep the timings of the run that trained these weights
-        card["training"].update(seconds=round(trained["seconds"]), dataSeconds=round(trained["dataSeconds"]))
     with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
         f.write(to_json(card) + "\n")
     print(f"wrote {onnx_path} ({len(blob)} bytes, sha256 {card['sha256']})")
