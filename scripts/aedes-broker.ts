@@ -3,13 +3,10 @@
 // no shared subscriptions).
 import net from "node:net";
 import type { Aedes } from "aedes";
+import type { Broker } from "./broker-types";
 
-/** A Broker of broker.ts (declared here too: broker.ts imports this file). */
-export interface AedesBroker {
-  url: string;
-  port: number;
+export interface AedesBroker extends Broker {
   kind: "aedes";
-  stop(): Promise<void>;
   restart(): Promise<void>;
 }
 

@@ -8,22 +8,12 @@ import os from "node:os";
 import path from "node:path";
 import { connect } from "mqtt";
 import { startAedes } from "./aedes-broker";
+import type { Broker, BrokerKind } from "./broker-types";
 import { brokerAccount, findMosquitto, installedMosquitto, mosquittoOverrideProblem, MosquittoProcess, removeOnExit } from "./mosquitto-process";
 
 // The benchmark and the tests find and start both brokers here.
 export { findMosquitto, startAedes };
-
-export type BrokerKind = "mosquitto" | "aedes";
-
-export interface Broker {
-  /** e.g. `mqtt://127.0.0.1:41234` */
-  url: string;
-  port: number;
-  kind: BrokerKind;
-  stop(): Promise<void>;
-  /** Stops and starts the broker again on the same port, keeping its sessions. */
-  restart?(): Promise<void>;
-}
+export type { Broker, BrokerKind };
 
 export interface MosquittoBroker extends Broker {
   kind: "mosquitto";
