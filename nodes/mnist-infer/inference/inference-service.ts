@@ -47,8 +47,7 @@ interface Pending {
   image: WorkerImage;
   bytes: number;
   enqueuedAt: number;
-  /** The node's own warm-up request (rehearse): not counted in the stats. */
-  uncounted?: boolean;
+  uncounted?: boolean; // the node's own warm-up request (rehearse): no request, not in the stats
   resolve: (prediction: Prediction) => void;
   reject: (err: Error) => void;
 }
@@ -57,6 +56,7 @@ interface Pending {
 interface Decoding {
   bytes: number;
   dropped?: InputError;
+  uncounted?: boolean;
 }
 
 const CLOSE_DRAIN_MS = 5000;
@@ -85,7 +85,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   /** Called when the last request being decoded has left `decoding` (a close waits for it). */
   private decoded?: () => void;
   private closing?: Promise<void>;
-  private rehearsing = 0; // rehearsals under way: not counted against the queue limit (see rehearse)
+  private rehearsing = 0; // rehearsals under way: only then can the backlog hold one
 
   constructor(private readonly options: ServiceOptions) {
     super();
@@ -94,9 +94,10 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     else queueMicrotask(() => this.loadFailed(options.refusal as string));
   }
 
-  /** Requests waiting for the worker, including those still being decoded. */
+  /** Requests waiting for the worker, including those still being decoded; a rehearsal is no request. */
   get backlog(): number {
-    return this.queue.length + this.decoding.length;
+    const rehearsals = this.rehearsing > 0 ? [...this.decoding, ...this.queue].filter((p) => p.uncounted).length : 0;
+    return this.queue.length + this.decoding.length - rehearsals;
   }
 
   /** Bytes held by the queue: images waiting, and what is reserved for those being decoded. */
@@ -118,7 +119,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
       this.makeRoom(1, reserve);
       this.stats.accepted++;
     }
-    const place: Decoding = { bytes: reserve };
+    const place: Decoding = { bytes: reserve, uncounted };
     this.decoding.push(place);
     this.decodingBytes += reserve;
     let image: WorkerImage;
@@ -150,23 +151,22 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
    *  first, then still decoding) or refuse the new one. A lone request over the byte budget is taken when nothing waits. */
   private makeRoom(count: number, bytes: number): void {
     const { queueLimit, queueBytes } = this.options;
-    const full = () => this.backlog - this.rehearsing + count > queueLimit || (this.backlog > 0 && this.backlogBytes + bytes > queueBytes);
+    const full = () => this.backlog + count > queueLimit || (this.backlog > 0 && this.backlogBytes + bytes > queueBytes);
     if (!full()) return;
     const why = this.backlog + count > queueLimit ? `${queueLimit} requests` : `${megabytes(queueBytes)} of images`;
     if (this.options.overflow === "drop-oldest") {
       while (full() && this.backlog > 0) {
         const dropped = new InputError("queue-full", `dropped: the queue was full (${why}) and the oldest request makes room for newer ones`);
-        this.stats.dropped++;
-        const oldest = this.queue.shift();
-        if (oldest) {
+        const oldest = this.queue.shift() ?? (this.decoding.shift() as Decoding);
+        if ("reject" in oldest) {
           this.queuedBytes -= oldest.bytes;
           oldest.reject(dropped);
         } else {
           // Still decoding: it ends with this error as soon as its decoding does.
-          const place = this.decoding.shift() as Decoding;
-          this.decodingBytes -= place.bytes;
-          place.dropped = dropped;
+          this.decodingBytes -= oldest.bytes;
+          oldest.dropped = dropped;
         }
+        if (!oldest.uncounted) this.stats.dropped++; // a dropped rehearsal is no refused request
       }
       return;
     }
