@@ -85,9 +85,10 @@ const debug = (key, tabKey, name, x, y, complete = "payload") => ({
   complete, targetType: complete === "true" ? "full" : "msg", statusVal: "", statusType: "auto", x, y, wires: [],
 });
 
-// Both reply functions end the same way, addressing the reply. The topic is kept
-// in msg.replyTopic: a reply that mnist-infer sends again (it never came back
-// through "delivered") then goes the same way, although the first pass removed
+// Results are addressed by mnist-infer itself (its Reply topic); error replies by
+// this function after the Catch node. The topic is kept in msg.replyTopic: an
+// error reply that mnist-infer raises again (it never came back through
+// "delivered") then goes the same way, although the first pass removed
 // msg.responseTopic.
 const addressReply = (topicEnv) => `msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("${topicEnv}");
 msg.topic = msg.replyTopic;
@@ -95,10 +96,6 @@ delete msg.responseTopic;
 msg.retain = false;
 msg.contentType = "application/json";
 return msg;`;
-const REPLY = `// Reply where the request asked (MQTT 5 response topic) or on the result topic.
-// Topic and retain are set here on purpose: a blank topic on mqtt out would echo
-// the request topic, and a retained request must not make a retained result.
-${addressReply("MNIST_RESULT_TOPIC")}`;
 const ERROR_REPLY = `// A request that could not be classified still gets an answer,
 // so its sender learns why instead of waiting forever.
 const error = msg.error || {};
@@ -142,9 +139,9 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     {
       id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "", backend: "auto",
       maxBatch: 32, queueSize: 1000, queueMemory: 64, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
-      repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-reply`)]],
+      // Reply topic: results go where the request asked (MQTT 5) or to the result topic, not retained.
+      replyTopic: "${MNIST_RESULT_TOPIC}", repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-res-out`)]],
     },
-    fn(`${t}-reply`, t, "to result topic", REPLY, 550, y0 + 60, [`${t}-res-out`]),
     { id: id(`${t}-catch`), type: "catch", z: id(t), name: "infer errors", scope: [id(`${t}-infer`)], uncaught: false, x: 340, y: y0 + 120, wires: [[id(`${t}-error-reply`)]] },
     fn(`${t}-error-reply`, t, "to error topic", ERROR_REPLY, 550, y0 + 120, [`${t}-res-out`]),
     mqttOut(`${t}-res-out`, t, b, "replies", "", 760, y0 + 90),
@@ -232,7 +229,6 @@ const DASHBOARD_LAYOUT = {
   bcf2f50991c3ec47: [570, 300], // mqtt out: requests
   e447b05a76ce2dba: [110, 380], // mqtt in: requests
   e58dac0a1c0a63b6: [330, 380], // mnist infer
-  "0b8d968d721dc76b": [550, 380], // to result topic
   d4e5ea6822d15960: [110, 440], // delivered → mnist infer
   "5d1f8b0954c4dc8f": [330, 440], // catch: infer errors
   "192787bf946cc70c": [550, 440], // to error topic

@@ -335,6 +335,37 @@ describe("mnist-infer", () => {
     assert.equal(m.payload.correct, false);
   });
 
+  it("addresses its answers for mqtt out when Reply topic is set: the request's MQTT 5 response topic, else the setting; never retained", async () => {
+    process.env.MNIST_TEST_REPLY_TOPIC = "answers/here";
+    try {
+      const node = await loadInfer({ replyTopic: "${MNIST_TEST_REPLY_TOPIC}" });
+      const s = samples[5];
+      const plain = await expectDigit(node, { payload: s.bytes, topic: "mnist", retain: true }, s.label);
+      assert.equal(plain.topic, "answers/here", "the environment variable in the setting is read");
+      assert.equal(plain.retain, false);
+      assert.equal(plain.contentType, "application/json");
+      const asked = await expectDigit(node, { payload: s.bytes, topic: "mnist", responseTopic: "replies/me" }, s.label);
+      assert.equal(asked.topic, "replies/me");
+      assert.equal("responseTopic" in asked, false, "mqtt out would hand a response topic on to the reply");
+      const batch = await classify(node, { payload: { id: "b1", images: [s.bytes.toString("base64")] }, topic: "mnist" });
+      assert.equal(batch.ok.payload.results[0].digit, s.label);
+      assert.equal(batch.ok.topic, "answers/here");
+      // An error reply is the Catch node's flow's to address: its message keeps the request's topic.
+      const refused = await expectError(node, { payload: s.bytes, threshold: 1.5, topic: "mnist" }, "bad-threshold");
+      assert.equal(refused.topic, "mnist");
+    } finally {
+      delete process.env.MNIST_TEST_REPLY_TOPIC;
+    }
+    // Blank (the default): the message keeps what the request had.
+    await unload();
+    const node = await loadInfer();
+    const kept = await expectDigit(node, { payload: samples[5].bytes, topic: "mnist", retain: true, responseTopic: "replies/me" }, samples[5].label);
+    assert.equal(kept.topic, "mnist");
+    assert.equal(kept.retain, true);
+    assert.equal(kept.responseTopic, "replies/me");
+    assert.equal(kept.contentType, undefined);
+  });
+
   it("outputs the 28×28 image the model saw when asked", async () => {
     const node = await loadInfer({ preview: true });
     const m = await expectDigit(node, { payload: samples[4].bytes }, samples[4].label);

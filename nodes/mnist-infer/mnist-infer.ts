@@ -15,6 +15,7 @@ import { locateModel, type LocatedModel } from "./inference/model-file";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatedRequests } from "./request/repeats";
 import { rehearse } from "./rehearsal";
+import { addressReply } from "./reply-topic";
 import { Handover } from "./handover";
 import { toBatchResult, toResult } from "./result";
 import { statusLine } from "./status-line";
@@ -35,6 +36,7 @@ interface MnistInferDef extends NodeDef {
   confirmDelivery: boolean;
   backend: BackendSetting;
   threshold: string | number;
+  replyTopic: string;
 }
 
 const DEFAULTS = {
@@ -63,6 +65,7 @@ export = function (RED: NodeAPI) {
     const node = this;
     const property = config.property || "payload";
     const output = config.output || "payload";
+    const replyTopic = (config.replyTopic ?? "").trim();
     const limits: RequestLimits = {
       maxBytes: whole(config.maxBytes, 1, DEFAULTS.maxBytes),
       maxPixels: whole(config.maxPixels, 1, DEFAULTS.maxPixels),
@@ -208,6 +211,7 @@ export = function (RED: NodeAPI) {
         }
         RED.util.setMessageProperty(msg, output, answer.payload, true);
         if (answer.preview) msg.preview = answer.preview;
+        addressReply(msg, replyTopic);
         status.request();
         if (!handover.keeps({ kind: "reply", msg })) {
           delivery?.track(msg, (copy) => node.send(copy));
