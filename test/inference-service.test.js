@@ -114,4 +114,26 @@ describe("inference service: the queue's byte budget and overflow", { timeout: 6
     assert.deepEqual({ accepted, completed, rejected, failed, batches, largestBatch }, { accepted: 1, completed: 1, rejected: 0, failed: 0, batches: 1, largestBatch: 1 });
     assert.deepEqual([current.backlog, current.backlogBytes], [0, 0]);
   });
+
+  it("a rehearsal already in the worker lets no extra request into the queue: a queue of 2 holds 2", async () => {
+    current = service({ queueLimit: 2 });
+    await new Promise((resolve) => current.once("state", resolve));
+    // Hand the rehearsal to the worker: it has left the decoding list and the queue, and its answer has
+    // not been read yet (answers are read between turns of the event loop, never inside the calls below).
+    for (let attempt = 0; ; attempt++) {
+      assert.ok(attempt < 20, "the rehearsal was never seen in the worker");
+      let answered = false;
+      const rehearsal = current.rehearse({ kind: "bytes", bytes: samples[0].bytes }).finally(() => (answered = true));
+      while (current.queue.length > 0 || current.decoding.length > 0) await new Promise(setImmediate);
+      if (answered) continue;
+      const requests = outcomes(samples.slice(1, 4).map((s) => current.classify({ kind: "bytes", bytes: s.bytes })));
+      assert.equal(current.backlog, 2, "two requests wait; the rehearsal in the worker is no request");
+      const done = await requests;
+      await rehearsal;
+      assert.deepEqual(done.slice(0, 2).map((o) => o.digit), [samples[1].label, samples[2].label]);
+      assert.match(done[2].message ?? "", /^rejected: the queue is full \(2 requests waiting\)/);
+      assert.deepEqual([current.stats.accepted, current.stats.rejected], [2, 1]);
+      return;
+    }
+  });
 });
