@@ -29,6 +29,22 @@ Usage: python3 models/train.py [--epochs N] [--seed S] [--threads T] [--data DIR
 import os
 import sys
 
+
+def _threads_asked(argv):
+    """--threads N from the command line, before argparse runs (it must be known before torch loads)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "1"
+
+
+# OpenMP sizes itself when torch loads, from the CPUs the process may use, and torch's kernels then
+# rounded differently: the same run gave other weights on 2 CPUs than on 1 (or under taskset).
+# Fixing it to --threads before torch loads makes a run give the same ONNX file on any machine.
+os.environ["OMP_NUM_THREADS"] = _threads_asked(sys.argv)
+
 try:
     import torch
 except ImportError:
