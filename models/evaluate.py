@@ -198,17 +198,10 @@ def write_fixtures(data, root):
         print(f"fixtures {name}: {len(lines)} files")
 
 
-def validation_report(model, val_x, val_y, seed, renders=0):
+def validation_report(model, val_x, val_y, seed):
     """Recipe development (train.py --val): the same figures on validation
-    digits carved from the training digits, in torch, no held-out data.
-    `renders` > 0: instead of the first sets, each digit drawn that many times more on canvas and
-    on paper with seeds of their own, and 80 non-digits per kind (a larger, fresh validation)."""
-    if renders:
-        parts = [build(val_x, val_y, seed_offset=SEEDS["val"] + 1000 * r, per_kind=80 if r == 1 else 0)
-                 for r in range(1, renders + 1)]
-        data = {k: (parts[0][k] if k == "heldout" else [it for part in parts for it in part[k]]) for k in parts[0]}
-    else:
-        data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=40)
+    digits carved from the training digits, in torch, no held-out data."""
+    data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=40)
     model.eval()
     logits = {}
     for name, items in data.items():

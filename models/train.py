@@ -119,9 +119,6 @@ def main():
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
                         "(recipe development only; 0 for the shipped model)")
-    p.add_argument("--val-renders", type=int, default=0,
-                   help="with --val: validate on that many fresh canvas and paper renderings of each "
-                        "validation digit instead of the first one (a larger validation)")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluate.py after export")
     args = p.parse_args()
@@ -151,7 +148,7 @@ def main():
         print(f"validation: {n_val} of the training digits (not trained on)")
 
     # The MNIST digits the steps draw from; the banks below are made from the package's digits
-    # (or, with --bank-from-pool, from this pool).
+    # (or, with --bank-from pool, from this pool).
     x_pool, y_pool = x_tr, y_tr
     if args.more_mnist:
         x_pool, y_pool = more_training_digits(args.more_mnist, x_ho, *([x_val] if x_val is not None else []))
@@ -242,8 +239,7 @@ def main():
     if x_val is not None:
         # Recipe development: report validation only, never peek at the held-out set.
         import evaluate
-        evaluate.validation_report(model, x_val[:, 0].numpy(), y_val.numpy(), seed=args.seed,
-                                   renders=args.val_renders)
+        evaluate.validation_report(model, x_val[:, 0].numpy(), y_val.numpy(), seed=args.seed)
         print(f"training {train_seconds:.0f}s")
         return
 
