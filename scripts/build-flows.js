@@ -90,12 +90,6 @@ const debug = (key, tabKey, name, x, y, complete = "payload") => ({
 // error reply that mnist-infer raises again (it never came back through
 // "delivered") then goes the same way, although the first pass removed
 // msg.responseTopic.
-const addressReply = (topicEnv) => `msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("${topicEnv}");
-msg.topic = msg.replyTopic;
-delete msg.responseTopic;
-msg.retain = false;
-msg.contentType = "application/json";
-return msg;`;
 const ERROR_REPLY = `// A request that could not be classified still gets an answer,
 // so its sender learns why instead of waiting forever.
 const error = msg.error || {};
@@ -106,7 +100,12 @@ msg.payload = {
     }
 };
 if (msg.id !== undefined) msg.payload.id = msg.id;
-${addressReply("MNIST_ERROR_TOPIC")}`;
+msg.replyTopic = msg.replyTopic || msg.responseTopic || env.get("MNIST_ERROR_TOPIC");
+msg.topic = msg.replyTopic;
+delete msg.responseTopic;
+msg.retain = false;
+msg.contentType = "application/json";
+return msg;`;
 
 // ---- the three stages, each a function of the tab it lives on
 /**
