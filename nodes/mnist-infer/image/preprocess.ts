@@ -3,9 +3,11 @@
 // centre of mass (LeCun et al., "The MNIST database", normalisation notes).
 // This is what lets photos and scans work, not only perfect MNIST crops.
 import { InputError } from "../errors";
+import { inkBox, type Box } from "./ink-box";
+import { BYTE_TO_UNIT, preprocessMnistStyle, SIDE } from "./mnist-style";
 import type { RawImage } from "./raw-image";
 
-export const SIDE = 28;
+export { SIDE };
 const BOX = 20;
 /**
  * Working buffers for images up to 64×64 pixels (the chain's 28×28 digits),
@@ -15,10 +17,6 @@ const BOX = 20;
 const SCRATCH_PIXELS = 4096;
 const greyScratch = new Float32Array(SCRATCH_PIXELS);
 const borderScratch = new Float32Array(SCRATCH_PIXELS);
-const colScratch = new Float64Array(SCRATCH_PIXELS);
-const rowScratch = new Float64Array(SCRATCH_PIXELS);
-/** BYTE_TO_UNIT[v] is v / 255 as stored in a Float32Array: a lookup instead of a division per pixel. */
-const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
 export interface Preprocessed {
   /** 784 values in 0–1, ink high, row-major. */
@@ -33,6 +31,10 @@ export interface Preprocessed {
  */
 export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Preprocessed {
   const { width, height } = image;
+  if (width === SIDE && height === SIDE && image.channels === 1 && image.data instanceof Uint8Array && (image.maxValue ?? 255) === 255) {
+    const out = into ? into.subarray(offset, offset + SIDE * SIDE) : new Float32Array(SIDE * SIDE);
+    if (preprocessMnistStyle(image.data, out)) return { pixels: out, inverted: false };
+  }
   const grey = toGrey(image);
 
   // A light border means dark ink on paper or a screen: flip to MNIST's polarity.
@@ -146,43 +148,6 @@ function median(values: Float32Array): number {
     else break;
   }
   return values[k];
-}
-
-interface Box { left: number; top: number; right: number; bottom: number }
-
-/**
- * The box holding the ink, trimmed from each side while the trimmed part holds
- * under 0.5% of the ink, so a stray speck or a shadow at the edge of a photo
- * does not stretch the crop. Right and bottom are exclusive.
- */
-function inkBox(grey: Float32Array, width: number, height: number): Box {
-  const cols = width <= SCRATCH_PIXELS ? colScratch.subarray(0, width).fill(0) : new Float64Array(width);
-  const rows = height <= SCRATCH_PIXELS ? rowScratch.subarray(0, height).fill(0) : new Float64Array(height);
-  let total = 0;
-  for (let y = 0; y < height; y++) {
-    let row = 0;
-    for (let x = 0; x < width; x++) {
-      const v = grey[y * width + x];
-      cols[x] += v;
-      row += v;
-      total += v;
-    }
-    rows[y] = row;
-  }
-  const allowance = total * 0.005;
-  const [left, right] = trim(cols, allowance);
-  const [top, bottom] = trim(rows, allowance);
-  return { left, top, right, bottom };
-}
-
-function trim(profile: Float64Array, allowance: number): [number, number] {
-  let start = 0;
-  let end = profile.length;
-  let cut = 0;
-  while (start < end - 1 && cut + profile[start] <= allowance) cut += profile[start++];
-  cut = 0;
-  while (end - 1 > start && cut + profile[end - 1] <= allowance) cut += profile[--end];
-  return [start, end];
 }
 
 /** Area-averaging resample of the box into outW×outH: no aliasing when shrinking photos. */

