@@ -136,4 +136,15 @@ describe("inference service: the queue's byte budget and overflow", { timeout: 6
       return;
     }
   });
+
+  it("images queued in one turn leave together: a lone 32-image batch request on an idle node is one batch of 32", async () => {
+    current = service({});
+    await new Promise((resolve) => current.once("state", resolve));
+    const images = Array.from({ length: 32 }, (_, i) => samples[i % samples.length]);
+    // As classifyBatch queues a batch request: one classify() per image, in the same turn.
+    const predictions = await Promise.all(images.map((s) => current.classify({ kind: "bytes", bytes: s.bytes })));
+    assert.deepEqual(predictions.map((p) => p.digit), images.map((s) => s.label));
+    assert.deepEqual([current.stats.batches, current.stats.largestBatch], [1, 32], "not the first image alone, then the rest");
+    assert.ok(predictions.every((p) => p.timings.batchSize === 32));
+  });
 });
