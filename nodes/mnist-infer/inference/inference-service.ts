@@ -86,7 +86,6 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   private decoded?: () => void;
   private closing?: Promise<void>;
   private rehearsing = 0; // rehearsals under way: only then can the backlog hold one
-  private pumpQueued = false;
 
   constructor(private readonly options: ServiceOptions) {
     super();
@@ -144,22 +143,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     return new Promise<Prediction>((resolve, reject) => {
       this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject, uncounted });
       this.queuedBytes += bytes;
-      this.pumpSoon();
-    });
-  }
-
-  /**
-   * Hands out batches once the requests of this turn are all queued. A batch
-   * request's images each come through classify(), one microtask apart: pumping
-   * at once sent the first alone to an idle worker (a lone 32-image request went
-   * as batches of 1, 1 and 30). A lone single request waits only for a microtask.
-   */
-  private pumpSoon(): void {
-    if (this.pumpQueued) return;
-    this.pumpQueued = true;
-    queueMicrotask(() => {
-      this.pumpQueued = false;
-      this.runtime?.pump();
+      this.runtime?.pumpSoon();
     });
   }
 
