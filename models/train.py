@@ -66,6 +66,7 @@ import numpy as np
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synth import sets  # noqa: E402
 from synth.augment import augment, build_banks, node_view  # noqa: E402
 from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402
 from synth.network import MnistCnn, ema_update, per_digit_accuracy, predict  # noqa: E402
@@ -102,6 +103,8 @@ def main():
     p.add_argument("--variants", type=int, default=3, help="canvas/paper re-drawings per training digit")
     p.add_argument("--paper-share", type=float, default=0.4,
                    help="share of the re-drawings made on photographed paper (the rest on a canvas)")
+    p.add_argument("--paper-from", type=int, default=40,
+                   help="smallest side of a training photo of paper, px (canvases start at 28)")
     p.add_argument("--ema", type=float, default=0,
                    help="decay of the weight average that is exported (0: the last step's weights)")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")
@@ -125,6 +128,7 @@ def main():
     if args.bank_from == "pool" and not args.more_mnist:
         p.error("--bank-from pool draws from the --more-mnist digits; give --more-mnist or --bank-from package")
 
+    sets.PAPER_SIDES = (args.paper_from, sets.PAPER_SIDES[1])
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)

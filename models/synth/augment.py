@@ -107,6 +107,8 @@ def build_banks(x_digits, y_digits, args, tag, variants=None):
     non-digits, all preprocessed like the node does.  Cached by arguments."""
     variants = args.variants if variants is None else variants
     key = f"{tag}-{len(x_digits)}-{variants}-{args.paper_share}-{args.negatives}-{args.seed}"
+    if args.paper_from != 40:  # (keeps the names of banks cached before the option existed)
+        key += f"-paper{args.paper_from}"
     path = os.path.join(args.cache, f"bank-{key}.npz") if args.cache else None
     if path and os.path.exists(path):
         z = np.load(path)

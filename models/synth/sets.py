@@ -15,6 +15,8 @@ CANVAS_PENS = [("mouse-thin", 0.0, 1.0, False, 0.0), ("mouse", 0.045, 1.5, False
                ("marker", 0.08, 1.5, True, 0.0), ("pencil-tool", 0.03, 0.7, True, 0.2)]
 PAPER_PENS = [("ballpoint", 0.03, 0.8, 0.0), ("felt-tip", 0.06, 1.2, 0.0),
               ("pencil", 0.035, 0.8, 0.6), ("marker", 0.09, 1.5, 0.0)]
+# Side of a training photo of paper, px, drawn log-uniformly (train.py --paper-from sets the first).
+PAPER_SIDES = (40, 240)
 
 
 def _geometry(rng, test, side_range, frac_range):
@@ -53,7 +55,7 @@ def draw_canvas(pts, rng, test=False, pose_override=None):
 
 
 def draw_paper(pts, rng, test=False, pose_override=None):
-    size, height, centre, pose = _geometry(rng, test, (40, 240), (0.25, 0.75))
+    size, height, centre, pose = _geometry(rng, test, PAPER_SIDES, (0.25, 0.75))
     if pose_override:
         pose.update(pose_override)
     if test:
