@@ -194,7 +194,7 @@ def write_fixtures(data, root):
 def validation_report(model, val_x, val_y, seed):
     """Recipe development (train.py --val): the same figures on validation
     digits carved from the training digits, in torch, no held-out data."""
-    data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=40)
+    data = build(val_x, val_y, seed_offset=SEEDS["val"], per_kind=max(40, len(val_x) // 50))
     model.eval()
     logits = {}
     for name, items in data.items():

@@ -122,6 +122,8 @@ def main():
     p.add_argument("--val", type=float, default=0.0,
                    help="fraction of the TRAINING digits kept aside for validation "
                         "(recipe development only; 0 for the shipped model)")
+    p.add_argument("--val-more", type=int, default=0, help="with --val: also keep this many --more-mnist "
+                   "digits aside for validation, so that it can tell close recipes apart")
     p.add_argument("--no-export", action="store_true", help="train and evaluate only")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluate.py after export")
     args = p.parse_args()
@@ -158,6 +160,11 @@ def main():
         x_pool, y_pool = more_training_digits(args.more_mnist, x_ho, *([x_val] if x_val is not None else []))
         print(f"MNIST digits for the steps: {len(x_pool)} from {args.more_mnist} "
               "(its 60,000 training digits minus the held-out and validation digits)")
+        if x_val is not None and args.val_more:
+            pick = torch.randperm(len(x_pool), generator=torch.Generator().manual_seed(args.seed + 1))
+            x_val, y_val = torch.cat([x_val, x_pool[pick[:args.val_more]]]), torch.cat([y_val, y_pool[pick[:args.val_more]]])
+            x_pool, y_pool = x_pool[pick[args.val_more:]], y_pool[pick[args.val_more:]]
+            print(f"validation: {args.val_more} more of them, {len(x_val)} in all; {len(x_pool)} left for the steps")
 
     t0 = time.time()
     print("making training data (synth/, training digits only):", flush=True)
