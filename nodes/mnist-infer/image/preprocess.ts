@@ -31,6 +31,7 @@ export interface Preprocessed {
  */
 export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Preprocessed {
   const { width, height } = image;
+  // The chain's own traffic, already MNIST-style, needs only re-centring (mnist-style.ts: same values, fewer passes).
   if (width === SIDE && height === SIDE && image.channels === 1 && image.data instanceof Uint8Array && (image.maxValue ?? 255) === 255) {
     const out = into ? into.subarray(offset, offset + SIDE * SIDE) : new Float32Array(SIDE * SIDE);
     if (preprocessMnistStyle(image.data, out)) return { pixels: out, inverted: false };
