@@ -269,12 +269,11 @@ def main():
         card_path = os.path.join(HERE, "mnist-cnn.json")
         card = json.load(open(card_path))
         new = report["new"]
+        # Written afresh, in this order, after what train.py wrote.
+        for key in ("unsureBelow", "unsureBelowConditions", "heldOutFlagged", "testSets", "mnistTestSet", "testSetsBefore"):
+            card.pop(key, None)
         card["unsureBelow"] = new["unsureBelow"]
-        # The two conditions' own thresholds (synth/threshold.py), placed right after unsureBelow.
-        card = {k: v for k, v in card.items() if k != "unsureBelowConditions"}
-        at = list(card).index("unsureBelow") + 1
-        items = list(card.items())
-        card = dict(items[:at] + [("unsureBelowConditions", new["unsureBelowConditions"])] + items[at:])
+        card["unsureBelowConditions"] = new["unsureBelowConditions"]  # each condition's own (synth/threshold.py)
         # Share of the held-out digits (as the node sees them) below unsureBelow.
         card["heldOutFlagged"] = new["sets"]["heldout"]["unsure"]
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}

@@ -40,9 +40,9 @@ def _threads_asked(argv):
     return "1"
 
 
-# OpenMP sizes itself when torch loads, from the CPUs the process may use, and torch's kernels then
-# rounded differently: the same run gave other weights on 2 CPUs than on 1 (or under taskset).
-# Fixing it to --threads before torch loads makes a run give the same ONNX file on any machine.
+# OpenMP sizes itself from the visible CPUs when torch loads, and the kernels then rounded differently
+# (other weights on 2 CPUs than on 1). Fixed to --threads first, a run gives one ONNX file however
+# many CPUs it may use, on one machine (another VM instance rounded differently: models/README.md).
 os.environ["OMP_NUM_THREADS"] = _threads_asked(sys.argv)
 
 try:
