@@ -74,3 +74,28 @@ describe("preprocessing: the MNIST-style fast path", () => {
     assert.ok(out.every((v) => v === 0.5));
   });
 });
+
+describe("preprocessing: enlarging a small drawing", () => {
+  it("interpolates between pixel centres instead of copying each pixel into a block", () => {
+    // A 10×10 patch whose ink rises from left to right, on a black 28×28 field: clean input (no
+    // noise floor), enlarged twice to fill the 20-pixel box. Area sampling gave pairs of equal columns.
+    const size = 10;
+    const ink = (x) => 0.55 + 0.05 * x;
+    const data = new Float32Array(PIXELS);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) data[(9 + y) * SIDE + 9 + x] = ink(x);
+    const { pixels } = preprocess({ data, width: SIDE, height: SIDE, channels: 1, maxValue: 1 });
+
+    const rows = [];
+    for (let y = 0; y < SIDE; y++) {
+      const row = Array.from(pixels.subarray(y * SIDE, (y + 1) * SIDE)).filter((v) => v > 0);
+      if (row.length) rows.push(row);
+    }
+    assert.equal(rows.length, 20, "the patch fills the 20-pixel box");
+    // Output column o samples the input at (o + 0.5) / 2 - 0.5, kept inside the patch.
+    const expected = Array.from({ length: 20 }, (_, o) => ink(Math.min(Math.max((o + 0.5) / 2 - 0.5, 0), size - 1)));
+    for (const row of rows) {
+      assert.equal(row.length, 20);
+      row.forEach((v, o) => assert.ok(Math.abs(v - expected[o]) < 1e-6, `column ${o}: ${v}, expected ${expected[o]}`));
+    }
+  });
+});

@@ -51,15 +51,25 @@ def _trim(profile, allowance):
     return start, end
 
 
-def _area_weights(lo, span, n_out, limit):
-    """Matrix [n_out, limit] of the overlap of each output cell with each input pixel."""
+def _axis_weights(lo, span, n_out, limit):
+    """Matrix [n_out, limit]: how much each input pixel gives each output cell, per unit of
+    the cell's width `s`.  Shrinking: the overlap of cell and pixel (area average).
+    Enlarging: linear interpolation between the two nearest pixel centres, clamped to the box."""
     s = span / n_out
     w = np.zeros((n_out, limit))
     for o in range(n_out):
-        a = lo + o * s
-        b = a + s
-        for p in range(math.floor(a), min(math.ceil(b), limit)):
-            w[o, p] = min(p + 1, b) - max(p, a)
+        if s >= 1:
+            a = lo + o * s
+            b = a + s
+            for p in range(math.floor(a), min(math.ceil(b), lo + span)):
+                w[o, p] = min(p + 1, b) - max(p, a)
+        else:
+            c = min(max(lo + (o + 0.5) * s - 0.5, lo), lo + span - 1)
+            p = math.floor(c)
+            f = c - p
+            w[o, p] = (1 - f) * s
+            if f > 0:
+                w[o, p + 1] = f * s
     return w, s
 
 
@@ -114,8 +124,8 @@ def preprocess(img):
     scale = BOX / longest
     out_w = max(1, js_round((right - left) * scale))
     out_h = max(1, js_round((bottom - top) * scale))
-    wx, sx = _area_weights(left, right - left, out_w, w)
-    wy, sy = _area_weights(top, bottom - top, out_h, h)
+    wx, sx = _axis_weights(left, right - left, out_w, w)
+    wy, sy = _axis_weights(top, bottom - top, out_h, h)
     fitted = np.minimum(1.0, (wy @ g64 @ wx.T) / (sx * sy)).astype(np.float32)
     # preprocess.ts reads one row past the image when the last output row ends
     # a hair beyond `height` (float rounding): NaN, and the node sees a blank

@@ -70,7 +70,7 @@ export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Pr
   const scale = BOX / longest;
   const outW = Math.max(1, Math.round((box.right - box.left) * scale));
   const outH = Math.max(1, Math.round((box.bottom - box.top) * scale));
-  const fitted = resampleArea(grey, width, box, outW, outH);
+  const fitted = resample(grey, width, box, outW, outH);
   return { pixels: centreByMass(fitted, outW, outH, out), inverted };
 }
 
@@ -151,28 +151,63 @@ function median(values: Float32Array): number {
   return values[k];
 }
 
-/** Area-averaging resample of the box into outW×outH: no aliasing when shrinking photos. */
-function resampleArea(grey: Float32Array, width: number, box: Box, outW: number, outH: number): Float32Array {
+/** One axis of the resample: output cell o reads count[o] pixels from first[o], with weights summing to 1 at o × stride. */
+interface AxisTaps {
+  first: Int32Array;
+  count: Int32Array;
+  weights: Float64Array;
+  stride: number;
+}
+
+/**
+ * Shrinking averages the pixels under each output cell (no aliasing in large photos).
+ * Enlarging interpolates between the two nearest pixel centres: area sampling
+ * copied each pixel into a block, and small digits on paper came out jagged.
+ */
+function axisTaps(lo: number, hi: number, cells: number): AxisTaps {
+  const s = (hi - lo) / cells;
+  const stride = s >= 1 ? Math.ceil(s) + 1 : 2;
+  const taps: AxisTaps = { first: new Int32Array(cells), count: new Int32Array(cells), weights: new Float64Array(cells * stride), stride };
+  for (let o = 0; o < cells; o++) {
+    const at = o * stride;
+    if (s >= 1) {
+      const a = lo + o * s;
+      const b = a + s;
+      const first = Math.floor(a);
+      // Clamped to the box: b can land a hair past its edge in floating point, and one pixel
+      // further may be outside the image (a NaN that would blank the whole input).
+      const end = Math.min(Math.ceil(b), hi);
+      taps.first[o] = first;
+      taps.count[o] = end - first;
+      for (let p = first; p < end; p++) taps.weights[at + p - first] = (Math.min(p + 1, b) - Math.max(p, a)) / s;
+    } else {
+      const centre = Math.min(Math.max(lo + (o + 0.5) * s - 0.5, lo), hi - 1);
+      const p = Math.floor(centre);
+      const f = centre - p;
+      taps.first[o] = p;
+      taps.count[o] = f > 0 ? 2 : 1;
+      taps.weights[at] = 1 - f;
+      taps.weights[at + 1] = f;
+    }
+  }
+  return taps;
+}
+
+/** Resamples the box into outW×outH, one axis's taps at a time. */
+function resample(grey: Float32Array, width: number, box: Box, outW: number, outH: number): Float32Array {
   const out = new Float32Array(outW * outH);
-  const sx = (box.right - box.left) / outW;
-  const sy = (box.bottom - box.top) / outH;
+  const xs = axisTaps(box.left, box.right, outW);
+  const ys = axisTaps(box.top, box.bottom, outH);
   for (let oy = 0; oy < outH; oy++) {
-    const y0 = box.top + oy * sy;
-    const y1 = y0 + sy;
     for (let ox = 0; ox < outW; ox++) {
-      const x0 = box.left + ox * sx;
-      const x1 = x0 + sx;
       let sum = 0;
-      // Clamped to the box: y0 + sy can land a hair past its edge in floating point, and one row
-      // or column further is outside the image (a NaN that would blank the whole input).
-      for (let y = Math.floor(y0); y < Math.min(Math.ceil(y1), box.bottom); y++) {
-        const wy = Math.min(y + 1, y1) - Math.max(y, y0);
-        for (let x = Math.floor(x0); x < Math.min(Math.ceil(x1), box.right); x++) {
-          const wx = Math.min(x + 1, x1) - Math.max(x, x0);
-          sum += grey[y * width + x] * wx * wy;
-        }
+      for (let j = 0; j < ys.count[oy]; j++) {
+        const row = (ys.first[oy] + j) * width + xs.first[ox];
+        let rowSum = 0;
+        for (let i = 0; i < xs.count[ox]; i++) rowSum += grey[row + i] * xs.weights[ox * xs.stride + i];
+        sum += rowSum * ys.weights[oy * ys.stride + j];
       }
-      out[oy * outW + ox] = Math.min(1, sum / (sx * sy));
+      out[oy * outW + ox] = Math.min(1, sum);
     }
   }
   return out;
