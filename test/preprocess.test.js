@@ -99,3 +99,26 @@ describe("preprocessing: enlarging a small drawing", () => {
     }
   });
 });
+
+describe("preprocessing: which way round a photo is", () => {
+  /** A 40×40 grey photo: a plus sign of `ink` on a background of `paper` (bytes). */
+  const plus = (paper, ink) => {
+    const data = new Uint8Array(40 * 40).fill(paper);
+    for (let i = 10; i < 30; i++) for (let w = 18; w < 22; w++) data[i * 40 + w] = data[w * 40 + i] = ink;
+    return { data, width: 40, height: 40, channels: 1 };
+  };
+  for (const [what, paper, ink, inverted] of [
+    ["dark ink on grey paper in dim light", 115, 10, true],
+    ["dark ink on white paper", 240, 20, true],
+    ["chalk on a pale grey board", 153, 245, false],
+    ["white ink on black", 0, 255, false],
+  ]) {
+    it(`takes the extreme further from the border's shade as ink: ${what}`, () => {
+      const out = preprocess(plus(paper, ink));
+      assert.equal(out.inverted, inverted);
+      const inked = out.pixels.filter((v) => v > 0.5).length;
+      assert.ok(out.pixels.some((v) => v > 0.9), "the ink is stretched to full strength");
+      assert.ok(inked > 60 && inked < 200, `${inked} of 784 pixels read as ink (the plus fills about 130)`);
+    });
+  }
+});

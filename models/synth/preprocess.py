@@ -101,7 +101,7 @@ def preprocess(img):
     else:
         border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
     level = float(np.sort(border)[len(border) >> 1])
-    inverted = level > 0.5
+    inverted = level - float(grey.min()) > float(grey.max()) - level
     if inverted:
         grey = (np.float32(1) - grey).astype(np.float32)
     background = 1 - level if inverted else level

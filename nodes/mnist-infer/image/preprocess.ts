@@ -38,14 +38,21 @@ export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Pr
   }
   const grey = toGrey(image);
 
-  // A light border means dark ink on paper or a screen: flip to MNIST's polarity.
+  // The border's usual shade is the background, and the ink is the extreme further from it: dark
+  // ink on paper or a screen is flipped to MNIST's polarity. (Splitting at 0.5 read grey paper in
+  // dim light, or chalk on a pale board, the wrong way round.)
   const borderLevel = median(borderValues(grey, width, height));
-  const inverted = borderLevel > 0.5;
+  let darkest = 1;
+  let lightest = 0;
+  for (let i = 0; i < grey.length; i++) {
+    if (grey[i] < darkest) darkest = grey[i];
+    if (grey[i] > lightest) lightest = grey[i];
+  }
+  const inverted = borderLevel - darkest > lightest - borderLevel;
   if (inverted) for (let i = 0; i < grey.length; i++) grey[i] = 1 - grey[i];
 
   const background = inverted ? 1 - borderLevel : borderLevel;
-  let peak = 0;
-  for (let i = 0; i < grey.length; i++) if (grey[i] > peak) peak = grey[i];
+  const peak = inverted ? Math.fround(1 - darkest) : lightest;
   if (peak - background < 0.1) {
     throw new InputError("no-ink", "the image shows no digit (it is blank or has almost no contrast); send a digit darker or lighter than its background");
   }
