@@ -47,6 +47,7 @@ export function preprocessMnistStyle(bytes: Uint8Array, out: Float32Array): bool
     let row = 0;
     for (let x = 0; x < SIDE; x++) {
       const byte = bytes[y * SIDE + x];
+      if (byte === 0) continue; // most of an MNIST digit; adding 0 would change no sum
       if (byte > peak) peak = byte;
       const v = BYTE_TO_UNIT[byte];
       cols[x] += v;
@@ -76,7 +77,10 @@ export function preprocessMnistStyle(bytes: Uint8Array, out: Float32Array): bool
   for (let y = Math.max(0, -dy); y < yTo; y++) {
     const from = y * SIDE;
     const to = (y + dy) * SIDE + dx;
-    for (let x = xFrom; x < xTo; x++) out[to + x] = BYTE_TO_UNIT[bytes[from + x]];
+    for (let x = xFrom; x < xTo; x++) {
+      const byte = bytes[from + x];
+      if (byte !== 0) out[to + x] = BYTE_TO_UNIT[byte]; // `out` is zero already
+    }
   }
   return true;
 }
