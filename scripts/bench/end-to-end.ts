@@ -7,12 +7,14 @@ import type { BackendSetting } from "../../nodes/mnist-infer/inference/backends"
 import { REPO_ROOT, type Broker } from "../broker";
 import type { LoadMode, RunReport } from "./load-types";
 import { busyBetween, cpuTimes } from "./machine";
-import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, type NodeRedInstance } from "./processes";
+import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, threadCores, threadCpuSecondsOf, type NodeRedInstance } from "./processes";
 import type { BenchOptions, EndToEnd, RssReport, Scaling } from "./result";
 import type { Reference } from "./samples";
 import { distribution } from "./stats";
 
 const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
+/** A stretch of time on the CPU profiles' clock (µs). */
+type UsWindow = { fromUs: number; toUs: number };
 /** Images per batch request, and batch requests in flight: 16 × 32 = 512 images, under the node's queue of 1,000. */
 export const BATCH = { images: 32, window: 16 };
 
@@ -20,7 +22,8 @@ export const BATCH = { images: 32, window: 16 };
  * Stage 3 (and 5): a load generator → the broker → Node-RED running `flow` →
  * the broker → the generator. `backend` runs the flow's mnist-infer nodes on
  * that backend (a copy of the flow with the setting changed). With `profileDir`,
- * also `fullLoadUs`: when the sustained full-load run was measured, on the profiles' clock.
+ * also `fullLoadUs` and `batchUs`: when the sustained full-load run and the batch run
+ * were measured, on the profiles' clock.
  */
 export async function endToEnd(
   broker: Broker,
@@ -33,7 +36,7 @@ export async function endToEnd(
     warmupMs = options.quick ? 10_000 : 30_000,
     measuredSeconds = options.seconds,
   }: { profileDir?: string; backend?: BackendSetting; warmupMs?: number; measuredSeconds?: number } = {},
-): Promise<EndToEnd & { fullLoadUs?: { fromUs: number; toUs: number } }> {
+): Promise<EndToEnd & { fullLoadUs?: UsWindow; batchUs?: UsWindow }> {
   const flow = backend ? flowOnBackend(options.flow, backend) : options.flow;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const nodeRed = await startNodeRed(flow, broker.url, nodeArgs);
@@ -54,15 +57,17 @@ export async function endToEnd(
     const mode: LoadMode = { kind: "window", window: options.window };
     const rss = new Sampler(() => rssOf(nodeRed.pid), 250);
     const editor = new EditorWatcher(nodeRed.editor);
-    const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
+    const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), threads: threadCpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
     // A long warm-up at full load: Node-RED's memory grows for its first half minute or so
     // (V8 sizing its heap, the first major collections), which is not what "flat" asks about.
     const full = await generator.run({ name: "full", mode, warmupMs, durationMs: measuredSeconds * 1000, drainMs: 5000 });
     const seconds = (Date.now() - before.at) / 1000;
+    const fullThreads = threadCores(nodeRed.pid, before.threads, threadCpuSecondsOf(nodeRed.pid), seconds);
     // The generator marks the measured part with Date.now(); moved onto process.hrtime()'s
     // monotonic clock, which `node --cpu-prof` profiles use in every process (to about 1 ms).
     const offsetUs = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
-    const fullLoadUs = { fromUs: full.measuredFrom * 1000 + offsetUs, toUs: full.measuredTo * 1000 + offsetUs };
+    const onProfileClock = (run: RunReport): UsWindow => ({ fromUs: run.measuredFrom * 1000 + offsetUs, toUs: run.measuredTo * 1000 + offsetUs });
+    const fullLoadUs = onProfileClock(full);
     const bench = process.cpuUsage(before.bench);
     const cores = {
       nodeRed: (cpuSecondsOf(nodeRed.pid) - before.nodeRed) / seconds,
@@ -83,7 +88,7 @@ export async function endToEnd(
     say(`  200 requests/s: p50 ${paced.latency.p50.toFixed(2)} ms`);
 
     // Batch requests of 32 images, closed loop: images/s, every item checked in its slot.
-    const batchBefore = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker) };
+    const batchBefore = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), threads: threadCpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker) };
     const batchRun = await generator.run({
       name: "batch",
       mode: { kind: "window", window: BATCH.window, batch: BATCH.images },
@@ -95,6 +100,7 @@ export async function endToEnd(
     const batch = {
       run: batchRun,
       cores: { nodeRed: (cpuSecondsOf(nodeRed.pid) - batchBefore.nodeRed) / batchSeconds, broker: (brokerCpu(broker) - batchBefore.broker) / batchSeconds },
+      threads: threadCores(nodeRed.pid, batchBefore.threads, threadCpuSecondsOf(nodeRed.pid), batchSeconds),
     };
     say(`  batches of ${BATCH.images}: ${Math.round(batchRun.throughput)} images/s`);
 
@@ -115,7 +121,8 @@ export async function endToEnd(
         failures: probes.filter((p) => p.status !== 200).length,
       },
       cores,
-      ...(profileDir ? { fullLoadUs } : {}),
+      threads: fullThreads,
+      ...(profileDir ? { fullLoadUs, batchUs: onProfileClock(batchRun) } : {}),
     };
   } finally {
     await generator.stop();

@@ -12,6 +12,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { prepareUserDir } from "../user-folder";
 import { envelope, loadSamples } from "./samples";
+import { threadCores, threadCpuSecondsOf } from "./processes";
+import type { ThreadCores } from "./result";
 import { distribution, type Distribution } from "./stats";
 
 export interface NodeAloneOptions {
@@ -31,6 +33,8 @@ export interface NodeAloneReport {
   errors: number;
   /** CPU time of the whole process (main thread + inference worker) per second. */
   cores: number;
+  /** The same by thread (Linux only): main (Node-RED and the load), the busiest others (the inference workers), the rest. */
+  threads?: ThreadCores;
   /** Input to output of lone requests, one at a time on an idle node, ms: batching must add nothing. */
   lone: Distribution;
 }
@@ -141,10 +145,11 @@ async function main(options: NodeAloneOptions): Promise<NodeAloneReport> {
     };
     for (let i = 0; i < options.window; i++) send();
     await sleep(options.warmupMs);
-    const before = { results, errors, batchSum, at: performance.now(), cpu: process.cpuUsage() };
+    const before = { results, errors, batchSum, at: performance.now(), cpu: process.cpuUsage(), threads: threadCpuSecondsOf(process.pid) };
     await sleep(options.durationMs);
     const seconds = (performance.now() - before.at) / 1000;
     const cpu = process.cpuUsage(before.cpu);
+    const threads = threadCores(process.pid, before.threads, threadCpuSecondsOf(process.pid), seconds);
     running = false;
     const report: NodeAloneReport = {
       maxBatch: options.maxBatch,
@@ -154,6 +159,7 @@ async function main(options: NodeAloneOptions): Promise<NodeAloneReport> {
       results: results - before.results,
       errors: errors - before.errors,
       cores: (cpu.user + cpu.system) / 1e6 / seconds,
+      ...(threads ? { threads } : {}),
       lone: distribution(loneMs),
     };
     await sleep(200); // let the last window drain before the runtime closes the node

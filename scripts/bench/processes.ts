@@ -11,6 +11,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { freePort, REPO_ROOT } from "../broker";
 import type { GeneratorCommand, RunCommand, RunReport, SetupCommand } from "./load-types";
+import type { ThreadCores } from "./result";
 
 const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
 
@@ -130,8 +131,46 @@ export function rssOf(pid: number): number | undefined {
 
 /** CPU seconds a process (all its threads) has used so far, from /proc/<pid>/stat. */
 export function cpuSecondsOf(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds so far of each thread of `pid`, by thread id (Linux; empty elsewhere).
+ * A V8 profile counts a thread busy while it waits for a core inside a system call,
+ * so on a full machine it overstates socket writes and hand-overs; these are the kernel's own counts.
+ */
+export function threadCpuSecondsOf(pid: number): Map<number, number> {
+  const threads = new Map<number, number>();
+  let tids: string[] = [];
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    const seconds = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+    if (!Number.isNaN(seconds)) threads.set(Number(tid), seconds);
+  }
+  return threads;
+}
+
+/**
+ * A Node-RED process's CPU over a run, in cores, by thread: its main thread, its three busiest
+ * other threads (under load, the inference workers; then V8's helpers), and the rest together.
+ * Undefined where the kernel does not count CPU by thread (not Linux).
+ */
+export function threadCores(pid: number, before: Map<number, number>, after: Map<number, number>, seconds: number): ThreadCores | undefined {
+  if (!after.has(pid)) return undefined;
+  const others: number[] = [];
+  // A thread started during the run counts from zero; one that ended is missed (the rest is a lower bound).
+  for (const [tid, cpu] of after) if (tid !== pid) others.push((cpu - (before.get(tid) ?? 0)) / seconds);
+  others.sort((a, b) => b - a);
+  return { main: ((after.get(pid) ?? 0) - (before.get(pid) ?? 0)) / seconds, busiest: others.slice(0, 3), rest: others.slice(3).reduce((a, b) => a + b, 0) };
+}
+
+function statCpuSeconds(file: string): number {
+  try {
+    const stat = fs.readFileSync(file, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
     return (Number(fields[11]) + Number(fields[12])) / 100;

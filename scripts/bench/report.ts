@@ -1,6 +1,6 @@
 // The benchmark's table: each measurement beside its target from issue #4,
 // with ✔ / ✘ where there is one. docs/performance.md explains every row.
-import type { BenchResult, EndToEnd } from "./result";
+import type { BenchResult, EndToEnd, ThreadCores } from "./result";
 import { format, mb, mbRange, micros, ms, pct, rate, signed, type Row } from "./format";
 import type { RunReport } from "./load-types";
 import { shareRows } from "./shares";
@@ -47,6 +47,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["error replies", String(n.errors), "0", n.errors === 0]);
     rows.push(["lone request, input → output, p50 / p99", `${ms(n.lone.p50)} / ${ms(n.lone.p99)}`]);
     rows.push(["CPU per result (main thread + worker)", micros(n.cores / n.throughput)]);
+    if (n.threads) rows.push(["  by thread: main / busiest others / rest", byThread(n.threads, n.throughput)]);
   }
 
   const e = result.endToEnd;
@@ -83,6 +84,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
       `${e.cores.nodeRed.toFixed(2)} / ${e.cores.broker.toFixed(2)} / ${e.cores.generator.toFixed(2)} / ${e.cores.others.toFixed(2)}`,
     ]);
     rows.push(["CPU per result: Node-RED / broker", `${micros(e.cores.nodeRed / e.full.throughput)} / ${micros(e.cores.broker / e.full.throughput)}`]);
+    if (e.threads) rows.push(["  Node-RED by thread: main / busiest others / rest", byThread(e.threads, e.full.throughput)]);
   }
 
   const w = result.wasmEndToEnd;
@@ -128,7 +130,14 @@ function firstAndBatch(e: EndToEnd): Row[] {
     [`batches of ${b.batch}, ${(b.mode as { window: number }).window} in flight: images/s`, rate(b.throughput)],
     ["  latency of a whole batch reply, p50 / p99", `${ms(b.latency.p50)} / ${ms(b.latency.p99)}`],
     ["  CPU per image: Node-RED / broker", `${micros(e.batch.cores.nodeRed / b.throughput)} / ${micros(e.batch.cores.broker / b.throughput)}`],
+    ...(e.batch.threads ? [["  Node-RED by thread: main / busiest others / rest", byThread(e.batch.threads, b.throughput)] as Row] : []),
   ];
+}
+
+/** CPU per result by thread (the kernel's counts; a V8 profile overstates threads waiting for a core). */
+function byThread(threads: ThreadCores, throughput: number): string {
+  const each = (cores: number) => (throughput > 0 ? Math.round((cores / throughput) * 1e6).toString() : "–");
+  return `${each(threads.main)} / ${threads.busiest.map(each).join(", ")} / ${each(threads.rest)} µs`;
 }
 
 function cpuList(cores: number): string {

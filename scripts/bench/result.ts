@@ -29,14 +29,23 @@ export interface EndToEnd {
   firstAfterDeploy: { first: number; hundredth: number; median: number; run: RunReport };
   lone: RunReport;
   /** Batch requests (BATCH in end-to-end.ts), closed loop; CPU during that run, in cores. */
-  batch: { run: RunReport; cores: { nodeRed: number; broker: number } };
+  batch: { run: RunReport; cores: { nodeRed: number; broker: number }; threads?: ThreadCores };
   full: RunReport;
   paced: RunReport;
   rss: RssReport;
   editor: { idle: Distribution; load: Distribution; failures: number };
   /** CPU used during the full-load run, in cores; `others` is everything else on the machine. */
   cores: { nodeRed: number; broker: number; generator: number; others: number };
+  /** Node-RED's CPU during the full-load run by thread (Linux only). */
+  threads?: ThreadCores;
   profile?: ThreadProfile[];
+}
+
+/** A process's CPU by thread over a run, in cores: the main thread, the three busiest others, the rest together. */
+export interface ThreadCores {
+  main: number;
+  busiest: number[];
+  rest: number;
 }
 
 /** Node-RED's resident memory during the sustained run, sampled every 250 ms from /proc. */
