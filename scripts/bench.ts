@@ -149,7 +149,7 @@ async function main(argv: string[]): Promise<void> {
     say(`stage 3: end to end through ${mosquitto ? "Mosquitto" : "aedes"} and Node-RED on ${options.flow}`);
     const broker = mosquitto ? await startMosquitto() : await startAedes();
     try {
-      const { fullLoadUs, ...run } = await endToEnd(broker, ceilings.references, options, say, { profileDir: options.profile ? profileDir : undefined });
+      const { fullLoadUs, batchUs, ...run } = await endToEnd(broker, ceilings.references, options, say, { profileDir: options.profile ? profileDir : undefined });
       result.endToEnd = run;
       // Node-RED writes its profiles as it exits, which endToEnd waited for.
       if (options.profile) {
@@ -158,6 +158,9 @@ async function main(argv: string[]): Promise<void> {
         // The same profiles over the measured part of the sustained run alone: the single-image path (issue #16).
         const title = (thread: number) => `one image per envelope, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
         for (const svg of writeFlameGraphs(profileDir, title, { window: fullLoadUs, suffix: ".single-image" })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
+        // And over the measured batch run: batch requests of 32 images.
+        const batchTitle = (thread: number) => `batches of 32, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
+        for (const svg of writeFlameGraphs(profileDir, batchTitle, { window: batchUs, suffix: ".batch" })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
       }
     } finally {
       await broker.stop();
