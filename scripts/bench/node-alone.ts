@@ -12,8 +12,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { prepareUserDir } from "../user-folder";
 import { envelope, loadSamples } from "./samples";
-import { threadCores, threadCpuSecondsOf } from "./processes";
-import type { ThreadCores } from "./result";
+import { threadCores, threadCpuSecondsOf, type ThreadCores } from "./processes";
 import { distribution, type Distribution } from "./stats";
 
 export interface NodeAloneOptions {

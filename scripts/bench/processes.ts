@@ -11,7 +11,6 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { freePort, REPO_ROOT } from "../broker";
 import type { GeneratorCommand, RunCommand, RunReport, SetupCommand } from "./load-types";
-import type { ThreadCores } from "./result";
 
 const START = path.join(REPO_ROOT, "dist", "scripts", "start.js");
 
@@ -152,6 +151,13 @@ export function threadCpuSecondsOf(pid: number): Map<number, number> {
     if (!Number.isNaN(seconds)) threads.set(Number(tid), seconds);
   }
   return threads;
+}
+
+/** A process's CPU by thread over a run, in cores: the main thread, the three busiest others, the rest together. */
+export interface ThreadCores {
+  main: number;
+  busiest: number[];
+  rest: number;
 }
 
 /**

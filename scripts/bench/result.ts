@@ -5,6 +5,7 @@ import type { Limits } from "./limits";
 import type { RunReport } from "./load-types";
 import type { Machine } from "./machine";
 import type { NodeAloneReport } from "./node-alone";
+import type { ThreadCores } from "./processes";
 import type { ThreadProfile } from "./profile";
 import type { Distribution } from "./stats";
 
@@ -18,6 +19,8 @@ export interface BenchOptions {
   /** Run pinned to this many cores (taskset -c 0..n-1), or undefined for all of them. */
   cores?: number;
 }
+
+export type { ThreadCores };
 
 export interface EndToEnd {
   broker: string;
@@ -41,12 +44,6 @@ export interface EndToEnd {
   profile?: ThreadProfile[];
 }
 
-/** A process's CPU by thread over a run, in cores: the main thread, the three busiest others, the rest together. */
-export interface ThreadCores {
-  main: number;
-  busiest: number[];
-  rest: number;
-}
 
 /** Node-RED's resident memory during the sustained run, sampled every 250 ms from /proc. */
 export interface RssReport {
