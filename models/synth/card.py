@@ -18,7 +18,7 @@ HELD_OUT_PER_DIGIT = 150
 SAMPLES_PER_DIGIT = 50
 OPSET = 13
 MODEL_NAME = "mnist-cnn"
-MODEL_VERSION = "2.2.0"
+MODEL_VERSION = "2.3.0"
 
 
 def write_png_gray(path, img_u8):

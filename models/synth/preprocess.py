@@ -91,6 +91,65 @@ def centre_by_mass(image):
     return out
 
 
+# Uneven paper (a shadow, a lamp to one side) is flattened before the crop when the border's
+# spread reaches this share of the contrast; the background is estimated on a grid whose
+# shorter side is FLAT_GRID to 2 * FLAT_GRID - 1 cells, with windows of 2 * FLAT_WINDOW of it.
+SHADING_GATE = 0.2
+FLAT_GRID = 32
+FLAT_WINDOW = 0.4
+
+
+def _border(grey):
+    """The border pixels in preprocess.ts's order (top and bottom by column, then the sides by row)."""
+    h, w = grey.shape
+    if h == 1:
+        return np.repeat(grey[0], 2)
+    tb = np.stack([grey[0], grey[-1]], 1).ravel()
+    sides = np.stack([grey[1:-1, 0], grey[1:-1, -1]], 1).ravel()
+    return np.concatenate([tb, sides])
+
+
+def _window(a, r, axis, fn):
+    """fn over a window of 2r + 1 along `axis`, cut to the array at its ends."""
+    n = a.shape[axis]
+    out = np.empty_like(a)
+    for i in range(n):
+        part = np.take(a, range(max(0, i - r), min(n, i + r + 1)), axis=axis)
+        np.put_along_axis(out, np.full([1 if k == axis else a.shape[k] for k in range(a.ndim)], i), np.expand_dims(fn(part, axis=axis), axis), axis)
+    return out
+
+
+def flatten_background(grey, background):
+    """grey (float32 [h,w], ink high), its border median -> grey with uneven paper
+    subtracted (float32), or None when the border is even enough to leave it."""
+    h, w = grey.shape
+    border = np.sort(_border(grey))
+    n = border.size
+    spread = float(border[int(0.9 * (n - 1))]) - float(border[int(0.1 * (n - 1))])
+    if spread < SHADING_GATE * (float(grey.max()) - background):
+        return None
+    f = max(1, min(h, w) // FLAT_GRID)
+    gh, gw = -(-h // f), -(-w // f)
+    g64 = grey.astype(np.float64)
+    sums = np.zeros((gh * f, gw * f))
+    counts = np.zeros((gh * f, gw * f))
+    sums[:h, :w] = g64
+    counts[:h, :w] = 1
+    cells = sums.reshape(gh, f, gw, f).sum((1, 3)) / counts.reshape(gh, f, gw, f).sum((1, 3))
+    r = max(1, js_round(FLAT_WINDOW * min(gh, gw)))
+    # An opening (the darkest, then the lightest, nearby) removes the ink; a mean smooths what is left.
+    opened = _window(_window(_window(_window(cells, r, 1, np.min), r, 0, np.min), r, 1, np.max), r, 0, np.max)
+    bg = _window(_window(opened, r, 1, np.mean), r, 0, np.mean)
+    gy = np.clip((np.arange(h) + 0.5) / f - 0.5, 0, gh - 1)
+    gx = np.clip((np.arange(w) + 0.5) / f - 0.5, 0, gw - 1)
+    y0, x0 = np.floor(gy).astype(int), np.floor(gx).astype(int)
+    y1, x1 = np.minimum(y0 + 1, gh - 1), np.minimum(x0 + 1, gw - 1)
+    ty, tx = (gy - y0)[:, None], (gx - x0)[None, :]
+    up = (1 - ty) * ((1 - tx) * bg[y0][:, x0] + tx * bg[y0][:, x1]) + ty * ((1 - tx) * bg[y1][:, x0] + tx * bg[y1][:, x1])
+    base = float(np.sort(bg.ravel())[bg.size >> 1])
+    return np.minimum(1.0, np.maximum(0.0, g64 - up + base)).astype(np.float32)
+
+
 def preprocess(img):
     """Image (uint8 grey/RGB/RGBA array) -> (float32 [28,28] ink high, inverted).
     Raises NoInk like the node does."""
@@ -105,6 +164,10 @@ def preprocess(img):
     if inverted:
         grey = (np.float32(1) - grey).astype(np.float32)
     background = 1 - level if inverted else level
+    flat = flatten_background(grey, background)
+    if flat is not None:
+        grey = flat
+        background = float(np.sort(_border(grey))[_border(grey).size >> 1])
     peak = float(grey.max())
     if peak - background < 0.1:
         raise NoInk("no-ink")

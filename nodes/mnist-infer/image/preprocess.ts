@@ -3,6 +3,7 @@
 // centre of mass (LeCun et al., "The MNIST database", normalisation notes).
 // This is what lets photos and scans work, not only perfect MNIST crops.
 import { InputError } from "../errors";
+import { flattenBackground } from "./flatten-background";
 import { inkBox, type Box } from "./ink-box";
 import { BYTE_TO_UNIT, preprocessMnistStyle, SIDE } from "./mnist-style";
 import type { RawImage } from "./raw-image";
@@ -51,8 +52,14 @@ export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Pr
   const inverted = borderLevel - darkest > lightest - borderLevel;
   if (inverted) for (let i = 0; i < grey.length; i++) grey[i] = 1 - grey[i];
 
-  const background = inverted ? 1 - borderLevel : borderLevel;
-  const peak = inverted ? Math.fround(1 - darkest) : lightest;
+  let peak = inverted ? Math.fround(1 - darkest) : lightest;
+  let background = inverted ? 1 - borderLevel : borderLevel;
+  const flattenedLevel = flattenBackground(grey, width, height, background, peak);
+  if (flattenedLevel !== undefined) {
+    background = flattenedLevel;
+    peak = 0;
+    for (let i = 0; i < grey.length; i++) if (grey[i] > peak) peak = grey[i];
+  }
   if (peak - background < 0.1) {
     throw new InputError("no-ink", "the image shows no digit (it is blank or has almost no contrast); send a digit darker or lighter than its background");
   }
