@@ -3,6 +3,7 @@
 // contrast for ink, so a shadow deeper than that made it take most of the photo
 // for the digit. Photos with an even border are left exactly as they were.
 // Python port: models/synth/preprocess.py (flatten_background).
+import { borderValues } from "./border";
 
 /** Flattened when the border's spread (90th − 10th percentile) reaches this share of the contrast. */
 const SHADING_GATE = 0.2;
@@ -18,7 +19,7 @@ const FLAT_WINDOW = 0.4;
  * `grey` alone when the border is even.
  */
 export function flattenBackground(grey: Float32Array, width: number, height: number, background: number, peak: number): number | undefined {
-  const border = sortedBorder(grey, width, height);
+  const border = borderValues(grey, width, height).sort();
   const n = border.length;
   const spread = border[Math.floor(0.9 * (n - 1))] - border[Math.floor(0.1 * (n - 1))];
   if (spread < SHADING_GATE * (peak - background)) return undefined;
@@ -72,24 +73,10 @@ export function flattenBackground(grey: Float32Array, width: number, height: num
       grey[at] = Math.min(1, Math.max(0, grey[at] - ((1 - ty) * top + ty * bottom) + base));
     }
   }
-  const flattened = sortedBorder(grey, width, height);
+  const flattened = borderValues(grey, width, height).sort();
   return flattened[flattened.length >> 1];
 }
 
-/** The border pixels, sorted (as preprocess.ts lists them: a one-row image's row counts twice). */
-function sortedBorder(grey: Float32Array, width: number, height: number): Float32Array {
-  const values = new Float32Array(2 * width + 2 * Math.max(0, height - 2));
-  let k = 0;
-  for (let x = 0; x < width; x++) {
-    values[k++] = grey[x];
-    values[k++] = grey[(height - 1) * width + x];
-  }
-  for (let y = 1; y < height - 1; y++) {
-    values[k++] = grey[y * width];
-    values[k++] = grey[y * width + width - 1];
-  }
-  return values.sort();
-}
 
 type Reduce = (values: Float64Array, from: number, to: number, step: number) => number;
 

@@ -3,6 +3,7 @@
 // centre of mass (LeCun et al., "The MNIST database", normalisation notes).
 // This is what lets photos and scans work, not only perfect MNIST crops.
 import { InputError } from "../errors";
+import { borderValues } from "./border";
 import { flattenBackground } from "./flatten-background";
 import { inkBox, type Box } from "./ink-box";
 import { BYTE_TO_UNIT, preprocessMnistStyle, SIDE } from "./mnist-style";
@@ -42,7 +43,7 @@ export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Pr
   // The border's usual shade is the background, and the ink is the extreme further from it: dark
   // ink on paper or a screen is flipped to MNIST's polarity. (Splitting at 0.5 read grey paper in
   // dim light, or chalk on a pale board, the wrong way round.)
-  const borderLevel = median(borderValues(grey, width, height));
+  const borderLevel = median(borderValues(grey, width, height, borderScratch));
   let darkest = 1;
   let lightest = 0;
   for (let i = 0; i < grey.length; i++) {
@@ -125,20 +126,6 @@ function toGrey(image: RawImage): Float32Array {
   return grey;
 }
 
-function borderValues(grey: Float32Array, width: number, height: number): Float32Array {
-  const count = 2 * width + 2 * Math.max(0, height - 2);
-  const values = count <= SCRATCH_PIXELS ? borderScratch.subarray(0, count) : new Float32Array(count);
-  let k = 0;
-  for (let x = 0; x < width; x++) {
-    values[k++] = grey[x];
-    values[k++] = grey[(height - 1) * width + x];
-  }
-  for (let y = 1; y < height - 1; y++) {
-    values[k++] = grey[y * width];
-    values[k++] = grey[y * width + width - 1];
-  }
-  return values;
-}
 
 /** The value at index length/2 of `values` once sorted, by quickselect (Hoare); reorders `values`. */
 function median(values: Float32Array): number {
