@@ -55,6 +55,7 @@ export function preprocess(image: RawImage, into?: Float32Array, offset = 0): Pr
 
   let peak = inverted ? Math.fround(1 - darkest) : lightest;
   let background = inverted ? 1 - borderLevel : borderLevel;
+  // A shadow showing on the border: the paper is flattened first, and its shade and the peak read again.
   const flattenedLevel = flattenBackground(grey, width, height, background, peak);
   if (flattenedLevel !== undefined) {
     background = flattenedLevel;
