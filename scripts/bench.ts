@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { findMosquitto, REPO_ROOT, startAedes, startMosquitto } from "./broker";
 import { BATCH_SIZES, measureCeilings } from "./bench/ceilings";
-import { endToEnd, scaling } from "./bench/end-to-end";
+import { BATCH, endToEnd, scaling } from "./bench/end-to-end";
 import { writeFlameGraphs } from "./bench/flame-graph";
 import { measureLimits } from "./bench/limits";
 import { describeMachine } from "./bench/machine";
@@ -155,12 +155,15 @@ async function main(argv: string[]): Promise<void> {
       if (options.profile) {
         result.endToEnd.profile = summariseProfiles(profileDir);
         for (const svg of writeFlameGraphs(profileDir, `Node-RED end to end on ${options.flow} (bench stage 3, --profile)`)) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
-        // The same profiles over the measured part of the sustained run alone: the single-image path (issue #16).
-        const title = (thread: number) => `one image per envelope, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
-        for (const svg of writeFlameGraphs(profileDir, title, { window: fullLoadUs, suffix: ".single-image" })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
-        // And over the measured batch run: batch requests of 32 images.
-        const batchTitle = (thread: number) => `batches of 32, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
-        for (const svg of writeFlameGraphs(profileDir, batchTitle, { window: batchUs, suffix: ".batch" })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
+        // The same profiles over the measured part of the sustained run and of the batch run alone (issue #16).
+        const runs = [
+          { label: "one image per envelope", window: fullLoadUs, suffix: ".single-image" },
+          { label: `batches of ${BATCH.images}`, window: batchUs, suffix: ".batch" },
+        ];
+        for (const { label, window, suffix } of runs) {
+          const title = (thread: number) => `${label}, sustained load: ${thread === 0 ? "Node-RED main thread" : `inference worker ${thread}`}`;
+          for (const svg of writeFlameGraphs(profileDir, title, { window, suffix })) say(`flame graph: ${path.relative(process.cwd(), svg)}`);
+        }
       }
     } finally {
       await broker.stop();

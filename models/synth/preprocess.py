@@ -138,8 +138,9 @@ def flatten_background(grey, background):
     cells = sums.reshape(gh, f, gw, f).sum((1, 3)) / counts.reshape(gh, f, gw, f).sum((1, 3))
     r = max(1, js_round(FLAT_WINDOW * min(gh, gw)))
     # An opening (the darkest, then the lightest, nearby) removes the ink; a mean smooths what is left.
-    opened = _window(_window(_window(_window(cells, r, 1, np.min), r, 0, np.min), r, 1, np.max), r, 0, np.max)
-    bg = _window(_window(opened, r, 1, np.mean), r, 0, np.mean)
+    def both(grid, fn):  # across each row, then down each column
+        return _window(_window(grid, r, 1, fn), r, 0, fn)
+    bg = both(both(both(cells, np.min), np.max), np.mean)
     gy = np.clip((np.arange(h) + 0.5) / f - 0.5, 0, gh - 1)
     gx = np.clip((np.arange(w) + 0.5) / f - 0.5, 0, gw - 1)
     y0, x0 = np.floor(gy).astype(int), np.floor(gx).astype(int)

@@ -1,6 +1,7 @@
 // The benchmark's table: each measurement beside its target from issue #4,
 // with ✔ / ✘ where there is one. docs/performance.md explains every row.
-import type { BenchResult, EndToEnd, ThreadCores } from "./result";
+import type { ThreadCores } from "./processes";
+import type { BenchResult, EndToEnd } from "./result";
 import { format, mb, mbRange, micros, ms, pct, rate, signed, type Row } from "./format";
 import type { RunReport } from "./load-types";
 import { shareRows } from "./shares";

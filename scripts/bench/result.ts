@@ -20,8 +20,6 @@ export interface BenchOptions {
   cores?: number;
 }
 
-export type { ThreadCores };
-
 export interface EndToEnd {
   broker: string;
   flow: string;
@@ -43,7 +41,6 @@ export interface EndToEnd {
   threads?: ThreadCores;
   profile?: ThreadProfile[];
 }
-
 
 /** Node-RED's resident memory during the sustained run, sampled every 250 ms from /proc. */
 export interface RssReport {

@@ -53,8 +53,8 @@ export function flattenBackground(grey: Float32Array, width: number, height: num
 
   // An opening (the darkest nearby, then the lightest nearby) removes the ink; a mean smooths what is left.
   const r = Math.max(1, Math.round(FLAT_WINDOW * Math.min(gw, gh)));
-  const opened = slide(slide(slide(slide(cells, gw, gh, r, "across", lowest), gw, gh, r, "down", lowest), gw, gh, r, "across", highest), gw, gh, r, "down", highest);
-  const paper = slide(slide(opened, gw, gh, r, "across", mean), gw, gh, r, "down", mean);
+  const both = (grid: Float64Array, reduce: Reduce) => slide(slide(grid, gw, gh, r, "across", reduce), gw, gh, r, "down", reduce);
+  const paper = both(both(both(cells, lowest), highest), mean);
   const base = Float64Array.from(paper).sort()[paper.length >> 1];
 
   // Back to full size by bilinear interpolation between the cells' centres.
@@ -76,7 +76,6 @@ export function flattenBackground(grey: Float32Array, width: number, height: num
   const flattened = borderValues(grey, width, height).sort();
   return flattened[flattened.length >> 1];
 }
-
 
 type Reduce = (values: Float64Array, from: number, to: number, step: number) => number;
 

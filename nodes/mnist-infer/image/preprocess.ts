@@ -127,7 +127,6 @@ function toGrey(image: RawImage): Float32Array {
   return grey;
 }
 
-
 /** The value at index length/2 of `values` once sorted, by quickselect (Hoare); reorders `values`. */
 function median(values: Float32Array): number {
   const k = values.length >> 1;
