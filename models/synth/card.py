@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from . import sets
+
 # The split is part of the project's contract (samples/ and the model card's
 # held-out indices are derived from it), so its seed is a constant, not a flag.
 SPLIT_SEED = 20240601
@@ -112,7 +114,7 @@ def model_card(args, blob, digits, held_idx, picks, figures):
                           "finger, marker, pencil; width, pressure, slant, rotation, size, position, elastic "
                           "wobble) on a canvas (PNG, light/dark/transparent/coloured) or, "
                           f"{round(args.paper_share * 100)} % of them, on photographed "
-                          "paper (shading, grain, blur, noise, JPEG); "
+                          f"paper (photos of {args.paper_from}-{sets.PAPER_SIDES[1]} px; shading, grain, blur, noise, JPEG); "
                           f"{args.negatives} procedural non-digit drawings (letters from hand-written stroke "
                           "coordinates, symbols, crosses, squares, triangles, stars, grids, scribbles, dots, "
                           "dashes, zigzags, waves, spirals, random stroke compositions). No typeface or "
