@@ -1,75 +1,20 @@
 "use strict";
 // mnist-infer in a real Node-RED runtime with the shipped model: real
-// inference, every accepted input form, every kind of bad input, the loading
-// queue, and redeploys.
+// inference, every accepted input form, the unsure flag, the loading queue,
+// counters, faults of its own, and redeploys. Batch requests, bad input and
+// model files have files of their own (mnist-infer-*.test.js).
 const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
 const sharp = require("sharp");
 const { helper, load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
+const { inferNode, catchNode, flow, loadInfer, loadOn, classify, expectDigit, expectError } = require("./support/infer");
 const { loadSamples } = require("./support/samples");
 
-const inferNode = require("../dist/nodes/mnist-infer/mnist-infer.js");
-const catchNode = require("@node-red/nodes/core/common/25-catch.js");
 const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 
 const samples = loadSamples();
-
-/** infer → out, and a Catch node on the tab → errors. */
-function flow(inferConfig = {}) {
-  return [
-    { id: "t1", type: "tab", label: "test" },
-    { id: "n-infer", type: "mnist-infer", z: "t1", wires: [["n-out"]], ...inferConfig },
-    { id: "n-out", type: "helper", z: "t1" },
-    { id: "n-catch", type: "catch", z: "t1", scope: null, uncaught: false, wires: [["n-errors"]] },
-    { id: "n-errors", type: "helper", z: "t1" },
-  ];
-}
-
-async function loadInfer(config) {
-  await load([inferNode, catchNode], flow(config));
-  return helper.getNode("n-infer");
-}
-
-const loadOn = (backend, config) => loadInfer({ backend, ...config });
-
-/** Sends one message and resolves with the result message or the caught error message. */
-function classify(node, msg, timeoutMs = 20000) {
-  const out = helper.getNode("n-out");
-  const errors = helper.getNode("n-errors");
-  return new Promise((resolve, reject) => {
-    const finish = (outcome) => {
-      clearTimeout(timer);
-      out.removeListener("input", onResult);
-      errors.removeListener("input", onError);
-      outcome instanceof Error ? reject(outcome) : resolve(outcome);
-    };
-    const onResult = (m) => finish({ ok: m });
-    const onError = (m) => finish({ error: m });
-    const timer = setTimeout(() => finish(new Error(`no result or error within ${timeoutMs} ms`)), timeoutMs);
-    out.on("input", onResult);
-    errors.on("input", onError);
-    node.receive(msg);
-  });
-}
-
-async function expectDigit(node, msg, digit) {
-  const outcome = await classify(node, msg);
-  assert.ok(outcome.ok, `expected a result, got error: ${outcome.error && outcome.error.error.message}`);
-  assert.equal(outcome.ok.payload.digit, digit);
-  return outcome.ok;
-}
-
-async function expectError(node, msg, code, pattern) {
-  const outcome = await classify(node, msg);
-  assert.ok(outcome.error, `expected an error, got digit ${outcome.ok && outcome.ok.payload.digit}`);
-  assert.equal(outcome.error.error.code, code, outcome.error.error.message);
-  if (pattern) assert.match(outcome.error.error.message, pattern);
-  assert.equal(outcome.error.error.source.id, "n-infer");
-  return outcome.error;
-}
 
 /** A sample digit made to look like a photo: dark ink on grey paper, large, uneven light, noise, JPEG. */
 async function photoOf(sample) {
@@ -126,90 +71,6 @@ describe("mnist-infer", () => {
     const fromNode = await expectDigit(node, { payload: samples[2].bytes }, samples[2].label);
     assert.deepEqual([fromNode.payload.unsure, fromNode.payload.threshold], [true, 1], "the node's setting beats the card");
     await statusOf("n-infer", (s) => s.text === "mnist-infer.status.unsure");
-  });
-
-  describe("batch requests {id, images: [...]}", () => {
-    const b64 = (s) => s.bytes.toString("base64");
-
-    it("answers with one reply whose results are in the order of the images, as single requests would be", async () => {
-      const node = await loadInfer();
-      const batch = samples.slice(0, 40);
-      const { ok } = await classify(node, { payload: { id: "b1", images: batch.map(b64), labels: batch.map((s) => s.label) } });
-      assert.equal(ok.payload.id, "b1");
-      assert.equal(ok.payload.results.length, 40);
-      assert.equal(ok.payload.model.name, "mnist-cnn", "the model is said once, for the whole batch");
-      for (const [i, sample] of batch.entries()) {
-        const single = await classify(node, { payload: sample.bytes });
-        const item = ok.payload.results[i];
-        assert.equal(item.digit, single.ok.payload.digit, `image ${i}: the same digit as alone`);
-        assert.ok(Math.abs(item.confidence - single.ok.payload.confidence) < 1e-5);
-        assert.equal(item.label, sample.label);
-        assert.equal(item.correct, item.digit === sample.label);
-        assert.equal(typeof item.unsure, "boolean");
-      }
-    });
-
-    it("answers an image that fails in its own slot, and still classifies the rest", async () => {
-      const node = await loadInfer();
-      const images = [b64(samples[0]), "***not base64***", new Array(100).fill(0), b64(samples[1]), Buffer.from("not an image").toString("base64")];
-      const { ok } = await classify(node, { payload: JSON.stringify({ id: "b2", images }) });
-      const codes = ok.payload.results.map((r) => (r.error ? r.error.code : r.digit));
-      assert.deepEqual(codes, [samples[0].label, "bad-base64", "bad-pixels", samples[1].label, "unsupported"]);
-      assert.match(ok.payload.results[2].error.message, /784 values/);
-      const stats = (await helper.request().get("/mnist-infer/n-infer/stats").expect(200)).body;
-      assert.equal(stats.badInput, 3, "each bad image counts as bad input");
-    });
-
-    it("refuses a batch over its limit, an empty one, one that is not an array, and labels that do not match", async () => {
-      const node = await loadInfer({ maxBatchImages: 3 });
-      const four = samples.slice(0, 4).map(b64);
-      await expectError(node, { payload: { id: "b3", images: four } }, "too-large", /4 images, over the limit of 3/);
-      await expectError(node, { payload: { images: [] } }, "empty");
-      await expectError(node, { payload: { images: "abc" } }, "bad-envelope", /must be an array/);
-      await expectError(node, { payload: { images: four.slice(0, 2), labels: [1] } }, "bad-label", /one label .* per image/);
-      const { ok } = await classify(node, { payload: { images: four.slice(0, 3) } });
-      assert.equal(ok.payload.results.length, 3, "three is within the limit");
-    });
-
-    it("puts each image through the queue: over its size, the images that do not fit are refused in their slots", async () => {
-      const node = await loadInfer({ queueSize: 5 });
-      const { ok } = await classify(node, { payload: { id: "b4", images: samples.slice(0, 12).map(b64) } });
-      const refused = ok.payload.results.filter((r) => r.error?.code === "queue-full").length;
-      const answered = ok.payload.results.filter((r) => typeof r.digit === "number").length;
-      assert.ok(refused > 0 && answered >= 5, `${answered} answered, ${refused} refused`);
-      assert.equal(refused + answered, 12);
-      const stats = (await helper.request().get("/mnist-infer/n-infer/stats").expect(200)).body;
-      assert.deepEqual([stats.rejected, stats.completed, stats.backlog, stats.backlogBytes], [refused, answered, 0, 0], "queue accounting");
-    });
-  });
-
-  it("classifies ink that touches the image's edge (it was once resampled past the edge into a blank input)", async () => {
-    const { preprocess } = require("../dist/nodes/mnist-infer/image/preprocess.js");
-    for (const [w, h] of [[5, 5], [5, 6], [5, 11], [5, 23], [37, 90], [120, 61]]) {
-      const data = new Uint8Array(w * h);
-      for (let y = Math.floor(h / 3); y < h; y++) for (let x = Math.floor(w / 3); x < w; x++) data[y * w + x] = 255;
-      const { pixels } = preprocess({ data, width: w, height: h, channels: 1 });
-      assert.ok(!pixels.some(Number.isNaN), `${w}×${h}: no NaN`);
-      assert.ok(pixels.some((v) => v > 0.5), `${w}×${h}: the ink is there`);
-    }
-  });
-
-  it("preprocesses into a slot of a batch tensor exactly as into an array of its own, leaving the other slots alone", () => {
-    const { preprocess, SIDE } = require("../dist/nodes/mnist-infer/image/preprocess.js");
-    const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
-    const n = SIDE * SIDE;
-    const batch = new Float32Array(3 * n).fill(0.25); // what an earlier image left behind
-    // MNIST digits (mostly a copy, little shifting) and a bar on a larger image (fitted into 20 px: most of the field is background).
-    const bar = { data: new Uint8Array(37 * 90), width: 37, height: 90, channels: 1 };
-    for (let y = 10; y < 80; y++) for (let x = 15; x < 22; x++) bar.data[y * 37 + x] = 255;
-    for (const image of [...samples.slice(0, 5).map(({ bytes }) => () => decodePng(bytes)), () => bar]) {
-      const alone = preprocess(image());
-      const slotted = preprocess(image(), batch, n);
-      assert.deepEqual(Array.from(slotted.pixels), Array.from(alone.pixels));
-      assert.deepEqual(Array.from(batch.subarray(n, 2 * n)), Array.from(alone.pixels), "the slot holds the image, zeros included");
-      assert.equal(slotted.inverted, alone.inverted);
-      assert.ok(batch.subarray(0, n).every((v) => v === 0.25) && batch.subarray(2 * n).every((v) => v === 0.25), "the slots before and after are untouched");
-    }
   });
 
   it("loads with defaults and becomes ready", async () => {
@@ -373,67 +234,6 @@ describe("mnist-infer", () => {
     assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ["png", 28, 28, 1]);
   });
 
-  // Both backends must treat bad input the same way: the same codes, the same messages.
-  for (const backend of ["native", "wasm"]) describe(`bad input on the ${backend} backend: a clear error for a Catch node, and the next message still works`, () => {
-    const loadInfer = (config) => loadOn(backend, config);
-    const png = () => samples[5].bytes;
-    const hugePng = () => {
-      const b = Buffer.from(png());
-      b.writeUInt32BE(60000, 16);
-      b.writeUInt32BE(60000, 20);
-      return b;
-    };
-    const cases = [
-      ["an empty buffer", () => Buffer.alloc(0), "empty"],
-      ["an empty string", () => "", "empty"],
-      ["a missing property", () => undefined, "empty"],
-      ["one byte", () => Buffer.from([0x89]), "unsupported"],
-      ["random bytes", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)), "unsupported"],
-      ["plain text", () => "hello, is this a digit?", "bad-base64", /neither JSON nor valid base64/],
-      ["HTML", () => Buffer.from("<!doctype html><html><body>7</body></html>"), "bad-base64"],
-      ["a PDF", () => Buffer.concat([Buffer.from("%PDF-1.7\n"), Buffer.alloc(200, 0xe2)]), "unsupported", /PDF/],
-      ["an SVG referring to an external file", () => Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>').toString("base64"), "unsupported", /SVG/],
-      ["a truncated PNG", () => png().subarray(0, 60), "truncated"],
-      ["a PNG whose header claims 60000×60000 pixels", hugePng, "too-large", /60000×60000/],
-      ["a payload over the size limit", () => Buffer.alloc(6 * 1024 * 1024, 1), "too-large"],
-      ["{data,width,height} claiming more pixels than the limit", () => ({ data: new Uint8Array(16), width: 60000, height: 60000 }), "too-large", /60000×60000 pixels is over the limit/],
-      ["{data,width,height} with more values than the limit, whatever it claims", () => ({ data: new Uint8Array(24_000_001), width: 2, height: 2 }), "too-large", /24000001 values, over the limit/],
-      ["JSON without an image", () => ({ id: "x1", label: 3 }), "bad-envelope", /no "image" field/],
-      ["broken JSON text", () => '{"id": "x2", "image": ', "bad-json"],
-      ["invalid base64 in an envelope", () => ({ id: "x3", image: "***not base64***" }), "bad-base64"],
-      ["a file path", () => "/etc/passwd", "file-path", /looks like a file path .*never reads files/],
-      ["a file: URL in an envelope", () => ({ id: "x4", image: "file:///home/user/digit.png" }), "file-path"],
-      ["a Windows path", () => "C:\\Users\\me\\digit.png", "file-path"],
-      ["a pixel array of the wrong length", () => new Array(100).fill(0), "bad-pixels", /784 values/],
-      ["pixels that are NaN", () => new Array(784).fill(Number.NaN), "bad-pixels", /NaN/],
-      ["pixels that are Infinity", () => new Array(784).fill(Number.POSITIVE_INFINITY), "bad-pixels"],
-      ["pixels of 1e308", () => new Array(784).fill(1e308), "bad-pixels"],
-      ["a label that is not a digit", () => ({ label: 12, image: png().toString("base64") }), "bad-label"],
-      ["a blank image", () => new Array(784).fill(0), "no-ink"],
-      ["a corrupt JPEG", () => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(100, 7)]), "corrupt"],
-    ];
-    for (const [name, payload, code, pattern] of cases) {
-      it(`refuses ${name} (${code})`, async () => {
-        const node = await loadInfer();
-        await expectError(node, { payload: payload() }, code, pattern);
-        await expectDigit(node, { payload: png() }, samples[5].label);
-      });
-    }
-
-    it("reads a JPEG sent as base64, although its base64 starts like a path (/9j/…)", async () => {
-      const node = await loadInfer();
-      const jpeg = await sharp(samples[3].bytes).jpeg({ quality: 95 }).toBuffer();
-      assert.ok(jpeg.toString("base64").startsWith("/9j/"));
-      await expectDigit(node, { payload: jpeg.toString("base64") }, samples[3].label);
-    });
-
-    it("keeps the request id on an error when the envelope had one", async () => {
-      const node = await loadInfer();
-      const err = await expectError(node, { payload: { id: "keep-me", image: "!!!" } }, "bad-base64");
-      assert.equal(err.id, "keep-me");
-    });
-  });
-
   it("queues messages that arrive while the model loads, and answers them all", async () => {
     const node = await loadInfer();
     const pending = collect("n-out", 20);
@@ -507,59 +307,6 @@ describe("mnist-infer", () => {
       assert.ok(retry.ok, `the retry of ${msg.id} is answered, not met with silence or the old error`);
       assert.equal(retry.ok.id, msg.id);
     }
-  });
-
-  describe("model files: only from the user directory, the package's models or folders an admin allowed", () => {
-    let userDir;
-    let outside;
-    before(() => {
-      userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-user-"));
-      outside = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-elsewhere-"));
-      fs.mkdirSync(path.join(userDir, "folder.onnx"));
-      fs.writeFileSync(path.join(userDir, "bogus.onnx"), "this is not a model");
-      fs.copyFileSync(path.join(__dirname, "..", "models", "mnist-cnn.onnx"), path.join(outside, "copy.onnx"));
-      fs.symlinkSync(path.join(outside, "copy.onnx"), path.join(userDir, "link.onnx"));
-    });
-    afterEach(() => helper.settings({}));
-    after(() => [userDir, outside].forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
-
-    /** Loads a node on `model` with `settings`; resolves with the error a request then gets. */
-    async function refusalOf(model, settings = {}) {
-      helper.settings({ userDir, ...settings });
-      await loadInfer({ model });
-      await statusOf("n-infer", "red");
-      return expectError(helper.getNode("n-infer"), { payload: samples[0].bytes }, "model");
-    }
-
-    it("says a model path that is a folder is a folder, not that it does not exist", async () => {
-      const err = await refusalOf("folder.onnx");
-      assert.match(err.error.message, /folder\.onnx is a folder, not a file/);
-    });
-
-    it("refuses a file that is not an ONNX model", async () => {
-      const err = await refusalOf("bogus.onnx");
-      assert.match(err.error.message, /bogus\.onnx is not a loadable ONNX model/);
-    });
-
-    it("refuses a file elsewhere, also through a link, without naming its absolute path", async () => {
-      for (const model of [path.join(outside, "copy.onnx"), "link.onnx", "../" + path.basename(outside) + "/copy.onnx"]) {
-        const err = await refusalOf(model);
-        assert.match(err.error.message, /is outside the folders models may be read from .*mnistInferModelDirs in settings\.js/, model);
-        assert.ok(!err.error.message.includes(os.tmpdir()), `no absolute path in ${err.error.message}`);
-        await unload();
-      }
-      const res = await helper.request().get("/mnist-infer/model-info").query({ model: path.join(outside, "copy.onnx") }).expect(403);
-      assert.equal(res.body.error.code, "not-allowed");
-      assert.ok(!JSON.stringify(res.body).includes(outside), "the model panel does not echo the absolute path");
-    });
-
-    it("reads a model from a folder an admin allowed in settings.js", async () => {
-      helper.settings({ userDir, mnistInferModelDirs: [outside] });
-      const node = await loadInfer({ model: "link.onnx" });
-      await expectDigit(node, { payload: samples[0].bytes }, samples[0].label);
-      const info = await helper.request().get("/mnist-infer/model-info").query({ model: "link.onnx" }).expect(200);
-      assert.equal(info.body.file, "link.onnx", "named as given");
-    });
   });
 
   it("answers a request it failed on through a fault of its own with code internal, logged with its stack, not counted as bad input", async () => {

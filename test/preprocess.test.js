@@ -1,7 +1,8 @@
 "use strict";
 // The MNIST-style fast path of preprocessing (image/mnist-style.ts) against
 // the general path, on MNIST's own 10,000 test digits and on variants of them
-// that sit on either side of its conditions.
+// that sit on either side of its conditions; which way round a photo is; ink at
+// the image's edge; and preprocessing into a slot of a batch tensor.
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
@@ -9,6 +10,8 @@ const path = require("path");
 
 const { preprocess, SIDE } = require("../dist/nodes/mnist-infer/image/preprocess.js");
 const { preprocessMnistStyle, BYTE_TO_UNIT } = require("../dist/nodes/mnist-infer/image/mnist-style.js");
+const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { loadSamples } = require("./support/samples");
 
 const PIXELS = SIDE * SIDE;
 
@@ -121,4 +124,34 @@ describe("preprocessing: which way round a photo is", () => {
       assert.ok(inked > 60 && inked < 200, `${inked} of 784 pixels read as ink (the plus fills about 130)`);
     });
   }
+});
+
+describe("preprocessing: the image's edges and the batch tensor", () => {
+  const samples = loadSamples();
+
+  it("keeps ink that touches the image's edge (it was once resampled past the edge into a blank input)", () => {
+    for (const [w, h] of [[5, 5], [5, 6], [5, 11], [5, 23], [37, 90], [120, 61]]) {
+      const data = new Uint8Array(w * h);
+      for (let y = Math.floor(h / 3); y < h; y++) for (let x = Math.floor(w / 3); x < w; x++) data[y * w + x] = 255;
+      const { pixels } = preprocess({ data, width: w, height: h, channels: 1 });
+      assert.ok(!pixels.some(Number.isNaN), `${w}×${h}: no NaN`);
+      assert.ok(pixels.some((v) => v > 0.5), `${w}×${h}: the ink is there`);
+    }
+  });
+
+  it("preprocesses into a slot of a batch tensor exactly as into an array of its own, leaving the other slots alone", () => {
+    const n = SIDE * SIDE;
+    const batch = new Float32Array(3 * n).fill(0.25); // what an earlier image left behind
+    // MNIST digits (mostly a copy, little shifting) and a bar on a larger image (fitted into 20 px: most of the field is background).
+    const bar = { data: new Uint8Array(37 * 90), width: 37, height: 90, channels: 1 };
+    for (let y = 10; y < 80; y++) for (let x = 15; x < 22; x++) bar.data[y * 37 + x] = 255;
+    for (const image of [...samples.slice(0, 5).map(({ bytes }) => () => decodePng(bytes)), () => bar]) {
+      const alone = preprocess(image());
+      const slotted = preprocess(image(), batch, n);
+      assert.deepEqual(Array.from(slotted.pixels), Array.from(alone.pixels));
+      assert.deepEqual(Array.from(batch.subarray(n, 2 * n)), Array.from(alone.pixels), "the slot holds the image, zeros included");
+      assert.equal(slotted.inverted, alone.inverted);
+      assert.ok(batch.subarray(0, n).every((v) => v === 0.25) && batch.subarray(2 * n).every((v) => v === 0.25), "the slots before and after are untouched");
+    }
+  });
 });
