@@ -1,13 +1,14 @@
 "use strict";
-// mnist-image-source's "Resend unanswered": the answer wait on a fake clock, and the
-// example chain over MQTT, where requests an inference instance took with it when it
-// died are sent again. Run after `npm run build`:
+// mnist-image-source's "Resend unanswered": the answer wait on a fake clock, the
+// setting in a Node-RED runtime, and the example chain over MQTT, where requests an
+// inference instance took with it when it died are sent again. Run after `npm run build`:
 //   node --test test/mnist-image-source-resend.test.js
-const { describe, it, before, after } = require("node:test");
+const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 const { AnswerWait, answerIn } = require("../dist/nodes/mnist-image-source/answers.js");
+const { helper, DIGITS, start } = require("./support/source");
 const { waitFor } = require("./support/wait");
 
 /** An AnswerWait on a hand-driven clock, recording what it sent again and reported. */
@@ -136,6 +137,58 @@ describe("mnist-image-source: resend unanswered (AnswerWait, on a fake clock)", 
   });
 });
 
+
+// ---- the node's Resend unanswered setting, in a Node-RED runtime ------------
+
+describe("mnist-image-source: Resend unanswered in a Node-RED runtime", () => {
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(async () => {
+    await helper.unload();
+    helper.settings({});
+  });
+
+  it("with Resend unanswered on, sends a request again with the same id until its answer comes in, and gives up after N", async () => {
+    // Timeouts of 50 ms, but nothing is asserted on time: only on what was sent, in what order.
+    const t = await start({ folder: DIGITS, mode: "input", resendAfter: "0.05", resendTimes: "2" });
+    await t.send({});
+    const [first] = t.sent;
+    await waitFor(() => t.sent.length >= 2, "the first resend");
+    assert.equal(t.sent[1].id, first.id);
+    assert.equal(t.sent[1].attempt, 2);
+    assert.deepEqual(t.sent[1].payload, first.payload, "the same envelope: same id, label, image and sentAt");
+    // The answer as mqtt in hands it over: a Buffer of JSON. It is taken, and triggers nothing.
+    await t.send({ topic: "result", payload: Buffer.from(JSON.stringify({ digit: 7, confidence: 0.99, id: first.id, label: 7 })) });
+    const answeredAt = t.sent.length;
+    assert.ok(t.sent.slice(1).every((msg) => msg.id === first.id), "the answer sent no new image");
+    // A second request that nobody answers: sent twice more, then given up.
+    await t.send({});
+    const second = t.sent.at(-1);
+    assert.notEqual(second.id, first.id);
+    await waitFor(() => t.warnings().some((w) => w === "mnist-image-source.answers.report") && t.sent.filter((m) => m.id === second.id).length === 3,
+      "the second request sent again twice and given up", 20000);
+    assert.deepEqual(t.sent.filter((m) => m.id === second.id).map((m) => m.attempt), [undefined, 2, 3]);
+    // By the time the second was given up, many ticks had passed: the answered first was never sent again.
+    assert.equal(t.sent.filter((m) => m.id === first.id).length, answeredAt);
+    assert.ok(!t.warnings().includes("mnist-image-source.answers.never-answered"), "answers were wired: no such warning");
+  });
+
+  it("with Resend unanswered off (the palette's default), answers are ordinary messages and nothing is sent again", async () => {
+    const t = await start({ folder: DIGITS, mode: "input" });
+    await t.send({});
+    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
+    assert.equal(t.sent.length, 2, "a plain trigger, as before");
+    assert.deepEqual(t.warnings(), []);
+  });
+
+  it("warns that resending needs the envelope output when set with raw bytes", async () => {
+    const t = await start({ folder: DIGITS, mode: "input", output: "raw", resendAfter: "5" });
+    await t.send({});
+    assert.deepEqual(t.warnings(), ["mnist-image-source.answers.raw"]);
+    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
+    assert.equal(t.sent.length, 2, "without resending, an answer is an ordinary trigger");
+  });
+});
 
 // ---- the example chain flow: requests an inference instance lost are sent again --
 

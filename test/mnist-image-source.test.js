@@ -1,6 +1,7 @@
 "use strict";
-// Tests of the mnist-image-source node in a Node-RED runtime (resending unanswered
-// requests: mnist-image-source-resend.test.js). Run after `npm run build`:
+// Tests of the mnist-image-source node in a Node-RED runtime: what it sends and
+// when (folders and lists it reads: mnist-image-source-folders.test.js; resending
+// unanswered requests: mnist-image-source-resend.test.js). Run after `npm run build`:
 //   node --test test/mnist-image-source.test.js
 // Nothing here asserts on timing: interval tests count and order messages only.
 const { describe, it, before, after, afterEach } = require("node:test");
@@ -8,94 +9,17 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const helper = require("node-red-node-test-helper");
-const sourceNode = require("../dist/nodes/mnist-image-source/mnist-image-source.js");
-const { decodePng, encodeGreyPng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { helper, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, makeFolder, png } = require("./support/source");
 const { sleep, waitFor } = require("./support/wait");
 
-helper.init(require.resolve("node-red"));
-
-const FIXTURES = path.join(__dirname, "fixtures", "source");
-const DIGITS = path.join(FIXTURES, "digits");
-const UNLABELLED = path.join(FIXTURES, "unlabelled");
 const SAMPLES = path.join(__dirname, "..", "models", "samples");
 const HAVE_SAMPLES = fs.existsSync(path.join(SAMPLES, "labels.txt"));
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const ID = /^([0-9a-f]{8})-(\d+)$/;
 
-// ---- helpers ---------------------------------------------------------------
-
-/** Arguments of the calls the node made to one of its methods (the helper spies on them). */
-function calls(node, method) {
-  return node[method].getCalls().filter((call) => call.thisValue === node).map((call) => call.args[0]);
-}
-
-/**
- * True when a status shows the given locale key in the given colour. The test
- * helper's RED._ returns keys untranslated, and long keys are cut with "…".
- */
-function isStatus(status, key, fill) {
-  if (!status || status.fill !== fill || typeof status.text !== "string") return false;
-  const full = `mnist-image-source.status.${key}`;
-  if (status.text.startsWith(full)) return true;
-  return status.text.endsWith("…") && full.startsWith(status.text.slice(0, -1));
-}
-
-/** Loads one source node wired to a collecting helper, with Catch and Complete nodes watching it. */
-async function start(config) {
-  const flow = [
-    { id: "f1", type: "tab" },
-    { id: "src", z: "f1", type: "mnist-image-source", wires: [["out"]], ...config },
-    { id: "out", z: "f1", type: "helper" },
-    { id: "catch", z: "f1", type: "catch", scope: ["src"], uncaught: false, wires: [["caught"]] },
-    { id: "caught", z: "f1", type: "helper" },
-    { id: "complete", z: "f1", type: "complete", scope: ["src"], wires: [["completed"]] },
-    { id: "completed", z: "f1", type: "helper" },
-  ];
-  // Nodes on a tab need a position, or the runtime takes them for config nodes.
-  await helper.load(sourceNode, flow.map((n, i) => (n.type === "tab" ? n : { x: 100, y: 40 * i, ...n })));
-  const src = helper.getNode("src");
-  const t = {
-    src,
-    sent: [],
-    caught: [],
-    completed: [],
-    errors: () => calls(src, "error").map(String),
-    warnings: () => calls(src, "warn").map(String),
-    statuses: () => calls(src, "status"),
-    status: () => calls(src, "status").at(-1),
-    names: () => t.sent.map((msg) => msg.filename),
-    /** Sends a message to the node and waits until it is completed or caught. */
-    async send(msg) {
-      const before = t.completed.length + t.caught.length;
-      src.receive(msg);
-      await waitFor(() => t.completed.length + t.caught.length > before, `the node to finish ${JSON.stringify(msg)}`);
-    },
-    waitStatus: (key, fill) => waitFor(() => isStatus(t.status(), key, fill), `status ${key} (${fill}); last was ${JSON.stringify(t.status())}`),
-  };
-  helper.getNode("out").on("input", (msg) => t.sent.push(msg));
-  helper.getNode("caught").on("input", (msg) => t.caught.push(msg));
-  helper.getNode("completed").on("input", (msg) => t.completed.push(msg));
-  return t;
-}
-
 let scratch;
-/** A fresh folder under the test's scratch directory. */
-function folder(name, files = {}) {
-  const dir = path.join(scratch, name);
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [file, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, file), content);
-  return dir;
-}
-
-/** A 28×28 greyscale PNG with a bar whose position depends on k, so files differ. */
-function png(k) {
-  const pixels = new Uint8Array(784);
-  for (let y = 4; y < 24; y++) for (let x = 2 + (k % 20); x < 6 + (k % 20); x++) pixels[y * 28 + x] = 255;
-  return encodeGreyPng(pixels, 28, 28);
-}
-
-// ---- tests -----------------------------------------------------------------
+const folder = (name, files) => makeFolder(scratch, name, files);
 
 describe("mnist-image-source", () => {
   before(async () => {
@@ -313,121 +237,6 @@ describe("mnist-image-source", () => {
     assert.notEqual(run, firstRun, "a new run after reset: ids stay unique");
   });
 
-  it("reads a custom folder with a list file in the list's order", async () => {
-    const dir = folder("custom", { "a.png": png(1), "b.png": png(2), "c.png": png(3), "mylabels.txt": "c.png 3\na.png 1\n\n# comment\n" });
-    const t = await start({ folder: dir, listFile: "mylabels.txt", mode: "burst", burstCount: 10, loop: false });
-    await t.send({});
-    assert.deepEqual(t.names(), ["c.png", "a.png"]);
-    assert.deepEqual(t.sent.map((msg) => msg.label), [3, 1]);
-    assert.deepEqual(t.errors(), []);
-  });
-
-  it("warns when a configured list file is missing, and sends unlabelled", async () => {
-    const t = await start({ folder: UNLABELLED, listFile: "missing.txt", mode: "input" });
-    await t.send({});
-    assert.equal(t.sent[0].filename, "1.png");
-    assert.equal(t.sent[0].label, undefined);
-    assert.deepEqual(t.warnings(), ["mnist-image-source.warnings.no-list"]);
-  });
-
-  it("reports a missing folder clearly, refuses messages, and recovers on reset", async () => {
-    helper.settings({ userDir: scratch });
-    const t = await start({ folder: "later", mode: "input" });
-    await t.waitStatus("no-folder", "red");
-    const [error] = t.errors();
-    assert.match(error, /folder not found: .*later; expected a folder of image files ending in \.png/);
-    assert.match(error, /errors\.relative/, "says relative folders are resolved against the user directory");
-
-    await t.send({});
-    assert.equal(t.sent.length, 0);
-    assert.equal(t.caught.length, 1, "the message ends in an error a Catch node sees");
-    assert.match(t.caught[0].error.message, /folder not found/);
-
-    folder("later", { "x.png": png(0) });
-    await t.send({ command: "reset" });
-    await t.send({});
-    assert.equal(t.sent[0].filename, "x.png");
-  });
-
-  it("starts its timer once a reset finds the folder that was missing at deploy", async () => {
-    const dir = path.join(scratch, "arrives-later");
-    const t = await start({ folder: dir, interval: 20 });
-    await t.waitStatus("no-folder", "red");
-    folder("arrives-later", { "x.png": png(0) });
-    await t.send({ command: "reset" });
-    await waitFor(() => t.sent.length >= 2, "messages after the reset");
-    await t.waitStatus("running", "blue");
-  });
-
-  it("reports a folder without images", async () => {
-    const t = await start({ folder: folder("empty", { "readme.md": "no images" }), mode: "input" });
-    await t.waitStatus("no-images", "red");
-    assert.match(t.errors()[0], /no image files in .*empty; expected image files ending in/);
-  });
-
-  it("skips malformed list lines with an error, and sends the good ones", async () => {
-    const dir = folder("malformed", {
-      "0.png": png(0),
-      "1.png": png(1),
-      "2.png": png(2),
-      "3.png": png(3),
-      "labels.txt": "0.png 7\njust-a-name\n1.png seven\n2.png 3\n3.png 12\nnot-here.png 4\nnotes.txt 1\n",
-    });
-    const t = await start({ folder: dir, mode: "burst", burstCount: 10, loop: false });
-    await t.send({});
-    assert.deepEqual(t.names(), ["0.png", "2.png"]);
-    assert.deepEqual(t.sent.map((msg) => msg.label), [7, 3]);
-    const errors = t.errors();
-    assert.equal(errors.length, 5);
-    assert.match(errors[0], /labels\.txt line 2: "just-a-name" is not of the form "<file> <digit>", for example "0\.png 7"; line skipped/);
-    assert.match(errors[1], /line 3: the label "seven" is not a digit 0–9/);
-    assert.match(errors[2], /line 5: the label "12" is not a digit 0–9/);
-    assert.match(errors[3], /line 6: "not-here\.png" is not in /);
-    assert.match(errors[4], /line 7: "notes\.txt" is not an image file/);
-    await t.waitStatus("done", "grey");
-    assert.match(t.status().text, /skipped|…/, "the status counts what was skipped");
-  });
-
-  it("skips files that cannot be read or are not images, reporting each once", async () => {
-    const dir = folder("unreadable", { "0.png": png(0), "fake.png": "this is text", "z.png": png(3) });
-    fs.symlinkSync(path.join(dir, "does-not-exist.png"), path.join(dir, "gone.png"));
-    const t = await start({ folder: dir, mode: "burst", burstCount: 6 });
-    await t.send({});
-    assert.deepEqual(t.names(), ["0.png", "z.png", "0.png", "z.png", "0.png", "z.png"]);
-    const errors = t.errors();
-    assert.equal(errors.length, 2, `each bad file reported once: ${errors.join(" | ")}`);
-    assert.match(errors[0], /fake\.png is not an image: its content is not PNG, JPEG/);
-    assert.match(errors[1], /cannot read gone\.png \(it no longer exists\); skipped/);
-  });
-
-  it("fails clearly when no image in the folder can be read", async () => {
-    const dir = folder("all-bad", { "a.png": "text", "b.png": "" });
-    const t = await start({ folder: dir, mode: "input" });
-    await t.send({});
-    assert.equal(t.sent.length, 0);
-    await t.waitStatus("none-readable", "red");
-    assert.equal(t.caught.length, 0, "the first message only finds out");
-    await t.send({});
-    assert.equal(t.caught.length, 1, "later messages are refused");
-    assert.ok(t.errors().some((e) => e.includes("b.png is empty")));
-  });
-
-  it("rejects list entries outside the folder", async () => {
-    folder("escape", { "outside.png": png(9) });
-    const dir = folder("escape/inner", {
-      "0.png": png(0),
-      "labels.txt": "../outside.png 1\n/etc/passwd.png 2\nsub/../0.png 5\n0.png 4\n",
-    });
-    const t = await start({ folder: dir, mode: "burst", burstCount: 10, loop: false });
-    await t.send({});
-    assert.deepEqual(t.names(), ["0.png", "0.png"]);
-    assert.deepEqual(t.sent.map((msg) => msg.label), [5, 4]);
-    const errors = t.errors();
-    assert.equal(errors.length, 2);
-    assert.match(errors[0], /line 1: "\.\.\/outside\.png" is outside the folder; list entries must name files inside/);
-    assert.match(errors[1], /line 2: "\/etc\/passwd\.png" is outside the folder/);
-  });
-
   it("refuses an unknown command or a bad msg.count through Catch", async () => {
     const t = await start({ folder: DIGITS, mode: "input" });
     await t.send({ command: "pause" });
@@ -441,112 +250,6 @@ describe("mnist-image-source", () => {
     ]);
     await t.send({ command: "burst", count: "2" });
     assert.equal(t.sent.length, 2);
-  });
-
-  it("with Resend unanswered on, sends a request again with the same id until its answer comes in, and gives up after N", async () => {
-    // Timeouts of 50 ms, but nothing is asserted on time: only on what was sent, in what order.
-    const t = await start({ folder: DIGITS, mode: "input", resendAfter: "0.05", resendTimes: "2" });
-    await t.send({});
-    const [first] = t.sent;
-    await waitFor(() => t.sent.length >= 2, "the first resend");
-    assert.equal(t.sent[1].id, first.id);
-    assert.equal(t.sent[1].attempt, 2);
-    assert.deepEqual(t.sent[1].payload, first.payload, "the same envelope: same id, label, image and sentAt");
-    // The answer as mqtt in hands it over: a Buffer of JSON. It is taken, and triggers nothing.
-    await t.send({ topic: "result", payload: Buffer.from(JSON.stringify({ digit: 7, confidence: 0.99, id: first.id, label: 7 })) });
-    const answeredAt = t.sent.length;
-    assert.ok(t.sent.slice(1).every((msg) => msg.id === first.id), "the answer sent no new image");
-    // A second request that nobody answers: sent twice more, then given up.
-    await t.send({});
-    const second = t.sent.at(-1);
-    assert.notEqual(second.id, first.id);
-    await waitFor(() => t.warnings().some((w) => w === "mnist-image-source.answers.report") && t.sent.filter((m) => m.id === second.id).length === 3,
-      "the second request sent again twice and given up", 20000);
-    assert.deepEqual(t.sent.filter((m) => m.id === second.id).map((m) => m.attempt), [undefined, 2, 3]);
-    // By the time the second was given up, many ticks had passed: the answered first was never sent again.
-    assert.equal(t.sent.filter((m) => m.id === first.id).length, answeredAt);
-    assert.ok(!t.warnings().includes("mnist-image-source.answers.never-answered"), "answers were wired: no such warning");
-  });
-
-  it("with Resend unanswered off (the palette's default), answers are ordinary messages and nothing is sent again", async () => {
-    const t = await start({ folder: DIGITS, mode: "input" });
-    await t.send({});
-    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
-    assert.equal(t.sent.length, 2, "a plain trigger, as before");
-    assert.deepEqual(t.warnings(), []);
-  });
-
-  it("skips a symbolic link that leads out of the folder, counting it as skipped; links inside the folder work", async () => {
-    const outside = folder("secrets", { "secret.png": png(9) });
-    const dir = folder("linked", { "0.png": png(0) });
-    fs.symlinkSync(path.join(outside, "secret.png"), path.join(dir, "1.png"));
-    fs.symlinkSync(path.join(dir, "0.png"), path.join(dir, "2.png")); // inside: fine
-    const t = await start({ folder: dir, mode: "burst", burstCount: 6 });
-    await t.send({});
-    assert.deepEqual(t.names(), ["0.png", "2.png", "0.png", "2.png", "0.png", "2.png"]);
-    const errors = t.errors();
-    assert.equal(errors.length, 1, errors.join(" | "));
-    assert.match(errors[0], /cannot read 1\.png \(it is a link to a file outside the folder, which is not followed\); skipped/);
-    assert.ok(!errors[0].includes(scratch), "no absolute path in the error");
-    await waitFor(() => /skipped|…/.test(t.status().text), "the status counts the skipped file");
-
-    // A folder that is itself a link is read where it leads; a list file linked from outside is not read.
-    fs.symlinkSync(dir, path.join(scratch, "via-link"));
-    fs.writeFileSync(path.join(outside, "labels.txt"), "0.png 5\n");
-    fs.symlinkSync(path.join(outside, "labels.txt"), path.join(dir, "labels.txt"));
-    await helper.unload();
-    const u = await start({ folder: path.join(scratch, "via-link"), mode: "input" });
-    await u.send({});
-    assert.equal(u.sent[0].filename, "0.png");
-    assert.equal(u.sent[0].label, undefined, "the outside list was not used");
-    assert.match(u.errors()[0], /cannot read the list file labels\.txt \(it is a link to a file outside the folder/);
-  });
-
-  it("skips an image file over the size limit before reading it, and a list entry escaping through a linked sub-folder", async () => {
-    const outside = folder("elsewhere", { "x.png": png(4) });
-    const big = Buffer.concat([png(1), Buffer.alloc(4096)]); // a PNG with trailing bytes: valid, but 4 kB too big
-    const dir = folder("sizes", { "small.png": png(0), "big.png": big, "labels.txt": "small.png 0\nbig.png 1\nsub/x.png 4\n" });
-    fs.symlinkSync(outside, path.join(dir, "sub"));
-    const t = await start({ folder: dir, mode: "burst", burstCount: 3, maxFileSize: String(2048 / 1024 / 1024) });
-    await t.send({});
-    assert.deepEqual(t.names(), ["small.png", "small.png", "small.png"]);
-    const errors = t.errors();
-    assert.equal(errors.length, 2, errors.join(" | "));
-    assert.match(errors[0], /cannot read big\.png \(it is over the 0\.002 MB limit\); skipped\. Expected an image file of at most 0\.002 MB/);
-    assert.match(errors[1], /cannot read sub\/x\.png \(it is a link to a file outside the folder/);
-    assert.ok(errors.every((e) => !e.includes(scratch)), "no absolute path in the errors");
-
-    await helper.unload();
-    const u = await start({ folder: dir, mode: "burst", burstCount: 2, loop: false });
-    await u.send({});
-    assert.deepEqual(u.names(), ["small.png", "big.png"], "under the default 5 MB the same file is sent");
-  });
-
-  it("does not read a list file over 8 MB: the images go unlabelled, and the error says why", async () => {
-    const dir = folder("huge-list", { "0.png": png(0) });
-    const line = "0.png 7\n";
-    fs.writeFileSync(path.join(dir, "labels.txt"), line.repeat(Math.ceil((8 * 1024 * 1024 + 1) / line.length)));
-    const t = await start({ folder: dir, mode: "input" });
-    await t.send({});
-    assert.equal(t.sent[0].filename, "0.png");
-    assert.equal(t.sent[0].label, undefined);
-    assert.match(t.errors()[0], /^cannot read the list file labels\.txt \(it is over the 8 MB limit\); the images are sent unlabelled$/);
-  });
-
-  it("warns that resending needs the envelope output when set with raw bytes", async () => {
-    const t = await start({ folder: DIGITS, mode: "input", output: "raw", resendAfter: "5" });
-    await t.send({});
-    assert.deepEqual(t.warnings(), ["mnist-image-source.answers.raw"]);
-    await t.send({ payload: { digit: 7, id: t.sent[0].id } });
-    assert.equal(t.sent.length, 2, "without resending, an answer is an ordinary trigger");
-  });
-
-  it("names a missing relative folder as configured, never by its absolute path", async () => {
-    helper.settings({ userDir: scratch });
-    const t = await start({ folder: "not/there", mode: "input" });
-    await t.waitStatus("no-folder", "red");
-    assert.match(t.errors()[0], /^folder not found: not\/there; expected/);
-    assert.ok(!t.errors()[0].includes(scratch));
   });
 
   it("stop ends a burst in progress", async () => {
@@ -563,5 +266,3 @@ describe("mnist-image-source", () => {
     await t.waitStatus("stopped", "grey");
   });
 });
-
-// ---- end-to-end at-least-once: requests sent again until answered ------------
