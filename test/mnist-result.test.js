@@ -1,104 +1,13 @@
 "use strict";
-// mnist-result in a Node-RED runtime: every accepted input form, the
-// statistics after known sequences (exact numbers), summaries, reset,
-// unreadable input seen by a Catch node, and the throttled status.
+// mnist-result in a Node-RED runtime: every accepted input form, batch and error
+// replies, duplicates, unreadable input seen by a Catch node, and the throttled
+// status (the statistics themselves: mnist-result-statistics.test.js).
 const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
-const { helper, load, collect, statusOf, startServer, stopServer, unload } = require("./support/flow");
-
-const catalogue = require("../dist/nodes/mnist-result/locales/en-US/mnist-result.json");
-const registerResultNode = require("../dist/nodes/mnist-result/mnist-result.js");
-
-/**
- * The helper's RED._ returns keys, and status text is cut at 32 characters:
- * translate from the shipped en-US catalogue instead, so the status is
- * asserted as users see it and a missing key shows up as the key.
- */
-function resultNode(RED) {
-  RED._ = (key, substitutions = {}) => {
-    const text = key.split(".").reduce((entry, part) => (entry && typeof entry === "object" ? entry[part] : undefined), catalogue);
-    return typeof text === "string" ? text.replace(/__(\w+)__/g, (_, name) => String(substitutions[name])) : key;
-  };
-  return registerResultNode(RED);
-}
-const { LatencyReservoir } = require("../dist/nodes/mnist-result/bounded-counters.js");
-
-/**
- * result → out (per result) and summary; a Catch node → errors and a Complete
- * node → completed, so every message ends in exactly one of the two.
- */
-function flow(resultConfig = {}) {
-  return [
-    { id: "tab", type: "tab", label: "test" },
-    { id: "result", type: "mnist-result", z: "tab", name: "live accuracy", wires: [["out"], ["summary"]], ...resultConfig },
-    { id: "out", type: "helper", z: "tab" },
-    { id: "summary", type: "helper", z: "tab" },
-    { id: "catcher", type: "catch", z: "tab", scope: ["result"], uncaught: false, wires: [["errors"]] },
-    { id: "errors", type: "helper", z: "tab" },
-    { id: "completer", type: "complete", z: "tab", scope: ["result"], uncaught: false, wires: [["completed"]] },
-    { id: "completed", type: "helper", z: "tab" },
-  ];
-}
-
-/** Loads the flow; records everything that reaches out, summary and errors. */
-async function start(config) {
-  await load([resultNode], flow(config));
-  const seen = { out: [], summary: [], errors: [], completed: [] };
-  for (const id of Object.keys(seen)) helper.getNode(id).on("input", (m) => seen[id].push(m));
-  const node = helper.getNode("result");
-
-  /** Sends messages and resolves once each has ended in done() or done(err), and its outputs have arrived. */
-  async function send(...msgs) {
-    const before = seen.completed.length + seen.errors.length;
-    for (const msg of msgs) node.receive(msg);
-    const deadline = Date.now() + 5000;
-    while (seen.completed.length + seen.errors.length < before + msgs.length) {
-      if (Date.now() > deadline) throw new Error(`only ${seen.completed.length + seen.errors.length - before} of ${msgs.length} messages finished`);
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-
-  /** Asks for a summary and resolves with its statistics object. */
-  async function summary() {
-    const next = collect("summary", 1, 2000);
-    node.receive({ command: "summary" });
-    const [msg] = await next;
-    return msg.payload;
-  }
-
-  return { node, seen, send, summary };
-}
-
-/** A result as mnist-infer publishes it. */
-function result(digit, fields = {}) {
-  const probabilities = new Array(10).fill(0.001);
-  probabilities[digit] = 0.991;
-  return {
-    digit,
-    confidence: 0.991,
-    probabilities,
-    model: { name: "mnist-cnn", sha256: "0".repeat(64) },
-    timings: { preprocessMs: 0.2, queueMs: 0.1, inferenceMs: 1.5, batchSize: 1 },
-    inverted: false,
-    ...fields,
-  };
-}
-
-/** Records every status the node shows from now on. */
-function recordStatus(node) {
-  const shown = [];
-  const original = node.status.bind(node);
-  node.status = (status) => {
-    shown.push(status);
-    original(status);
-  };
-  return shown;
-}
-
-const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const { helper, load, statusOf, startServer, stopServer, unload } = require("./support/flow");
+const { catalogue, resultNode, start, result, recordStatus, wait } = require("./support/result");
 
 describe("mnist-result", () => {
   before(startServer);
@@ -163,35 +72,6 @@ describe("mnist-result", () => {
     assert.equal(stats.last.confidence, null);
   });
 
-  it("counts accuracy, predictions and the confusion matrix exactly", async () => {
-    const { send, summary } = await start();
-    // [label, predicted]; the last result carries no label.
-    const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];
-    await send(...pairs.map(([label, digit]) => ({ payload: result(digit, { label }) })), { payload: result(5) });
-    const stats = await summary();
-    assert.equal(stats.count, 10);
-    assert.equal(stats.labelled, 9);
-    assert.equal(stats.correct, 6);
-    assert.equal(stats.accuracy, 6 / 9);
-    assert.deepEqual(stats.predictions, [0, 2, 0, 3, 0, 1, 0, 3, 1, 0]);
-    const expected = Array.from({ length: 10 }, () => new Array(10).fill(0));
-    for (const [label, digit] of pairs) expected[label][digit]++;
-    assert.deepEqual(stats.confusion, expected);
-    assert.equal(stats.confusion[7][1], 1, "rows are labels, columns predictions");
-    assert.deepEqual(stats.last, { ...stats.last, digit: 5, confidence: 0.991, label: null, correct: null, id: null });
-  });
-
-  it("counts unsure results apart: how many, their share, and accuracy on the sure ones", async () => {
-    const { send, summary } = await start();
-    // [label, predicted, unsure]: two of five unsure, one of them wrong; the sure ones 2 of 3 right.
-    const rows = [[7, 7, false], [1, 7, false], [3, 3, false], [2, 8, true], [4, 4, true]];
-    await send(...rows.map(([label, digit, unsure]) => ({ payload: { ...result(digit, { label }), unsure } })), { payload: result(5) });
-    const stats = await summary();
-    assert.deepEqual(stats.unsure, { count: 2, share: 2 / 6, sureLabelled: 3, sureCorrect: 2, sureAccuracy: 2 / 3 });
-    assert.equal(stats.accuracy, 3 / 5, "overall accuracy still counts every labelled result");
-    assert.equal(stats.last.unsure, false, "a result without the flag (an older sender) counts as sure");
-  });
-
   it("reads a batch reply: each image counted as a result or an error of its own, passed on as one message, counted once", async () => {
     const { seen, send, summary } = await start();
     const strip = ({ id: _id, sentAt: _sentAt, model: _model, ...item }) => item;
@@ -211,55 +91,6 @@ describe("mnist-result", () => {
     assert.deepEqual(stats.errors.byCode, { "bad-base64": 1 });
     assert.equal(stats.unsure.count, 1);
     assert.equal(stats.latency.count, 2, "each image's latency from the batch's sentAt");
-  });
-
-  it("computes per-digit precision, recall and F1", async () => {
-    const { send, summary } = await start();
-    const pairs = [[7, 7], [7, 7], [7, 1], [1, 1], [1, 7], [3, 3], [3, 3], [3, 3], [2, 8]];
-    await send(...pairs.map(([label, digit]) => ({ payload: result(digit, { label }) })), { payload: result(5) });
-    const { perDigit } = await summary();
-    assert.equal(perDigit.length, 10);
-    const close = (a, b) => assert.ok(Math.abs(a - b) < 1e-12, `${a} ≠ ${b}`);
-    // 7: predicted 3 times among labelled (2 right), labelled 3 times (2 found).
-    assert.equal(perDigit[7].support, 3);
-    close(perDigit[7].precision, 2 / 3);
-    close(perDigit[7].recall, 2 / 3);
-    close(perDigit[7].f1, 2 / 3);
-    assert.deepEqual(perDigit[1], { digit: 1, support: 2, precision: 0.5, recall: 0.5, f1: 0.5 });
-    assert.deepEqual(perDigit[3], { digit: 3, support: 3, precision: 1, recall: 1, f1: 1 });
-    // 2 was never predicted, 8 never a label: one side is undefined, the other 0.
-    assert.deepEqual(perDigit[2], { digit: 2, support: 1, precision: null, recall: 0, f1: 0 });
-    assert.deepEqual(perDigit[8], { digit: 8, support: 0, precision: 0, recall: null, f1: 0 });
-    // 5 was predicted only without a label: nothing is known.
-    assert.deepEqual(perDigit[5], { digit: 5, support: 0, precision: null, recall: null, f1: null });
-  });
-
-  it("measures end-to-end latency from sentAt", async () => {
-    const { seen, send, summary } = await start();
-    const now = Date.now();
-    await send(...[100, 200, 300, 400, 500].map((ago, i) => ({ payload: result(i, { sentAt: now - ago }) })));
-    const latencies = seen.out.map((m) => m.result.latencyMs);
-    latencies.forEach((ms, i) => assert.ok(ms >= (i + 1) * 100 && ms < (i + 1) * 100 + 200, `latency ${ms}`));
-    const { latency } = await summary();
-    assert.equal(latency.count, 5);
-    assert.equal(latency.sampled, false);
-    assert.equal(latency.p50Ms, latencies[2]);
-    assert.equal(latency.p95Ms, latencies[4]);
-    assert.equal(latency.p99Ms, latencies[4]);
-    assert.equal(latency.maxMs, latencies[4]);
-    assert.ok(Math.abs(latency.meanMs - latencies.reduce((a, b) => a + b) / 5) < 1e-9);
-  });
-
-  it("keeps latency percentiles exact up to the sample size and bounded beyond", () => {
-    const reservoir = new LatencyReservoir(100);
-    for (let ms = 100; ms >= 1; ms--) reservoir.add(ms);
-    assert.deepEqual(reservoir.summary(), { count: 100, meanMs: 50.5, p50Ms: 50, p95Ms: 95, p99Ms: 99, maxMs: 100, sampled: false });
-    for (let i = 0; i < 10000; i++) reservoir.add(50);
-    const s = reservoir.summary();
-    assert.equal(s.count, 10100);
-    assert.equal(s.maxMs, 100);
-    assert.equal(s.sampled, true);
-    assert.equal(s.p50Ms, 50);
   });
 
   it("counts error replies by code and shows them", async () => {
@@ -327,49 +158,6 @@ describe("mnist-result", () => {
     assert.equal(seen.errors[0].error.code, "unknown-command");
     assert.match(seen.errors[0].error.message, /"explode".*"summary" or "reset"/);
     assert.equal((await summary()).unparseable, 0);
-  });
-
-  it("sends a summary on request, on the request's own message", async () => {
-    const { seen, send } = await start({ summaryEvery: 0 });
-    await send({ payload: result(3, { label: 3 }) }, { payload: result(2, { label: 3 }) });
-    await send({ command: "summary", topic: "ask" }, { payload: "summary" }, { payload: Buffer.from(" SUMMARY\n") });
-    assert.equal(seen.summary.length, 3);
-    assert.equal(seen.summary[0].topic, "ask");
-    for (const m of seen.summary) {
-      assert.equal(m.payload.count, 2);
-      assert.equal(m.payload.accuracy, 0.5);
-      assert.equal(typeof m.payload.throughput.recent, "number");
-      assert.ok(m.payload.throughput.overall > 0);
-      assert.equal(m.payload.throughput.windowSeconds, 10);
-      assert.match(m.payload.since, /^\d{4}-\d\d-\d\dT/);
-    }
-    assert.equal(seen.out.length, 2, "commands send nothing on output 1");
-  });
-
-  it("sends a summary every N results, and only summaries when per-result messages are off", async () => {
-    const { seen, send } = await start({ summaryEvery: 3, perResult: false });
-    await send(...Array.from({ length: 7 }, (_, i) => ({ payload: `tensor([${i}])` })));
-    assert.equal(seen.out.length, 0);
-    assert.deepEqual(seen.summary.map((m) => m.payload.count), [3, 6]);
-    assert.equal(seen.completed.length, 7);
-  });
-
-  it("resets the statistics on a reset command", async () => {
-    const { seen, send, summary } = await start();
-    await send({ payload: result(1, { id: "x", label: 2 }) }, { payload: { error: { code: "corrupt", message: "" } } }, { payload: "junk" });
-    await send({ command: "reset" });
-    const cleared = seen.summary.at(-1).payload;
-    assert.equal(cleared.count, 0);
-    assert.equal(cleared.accuracy, null);
-    assert.equal(cleared.errors.total, 0);
-    assert.equal(cleared.unparseable, 0);
-    assert.equal(cleared.last, null);
-    assert.equal(cleared.confusion.flat().reduce((a, b) => a + b), 0);
-    await send({ payload: "reset" }, { payload: result(1, { id: "x", label: 1 }) });
-    const stats = await summary();
-    assert.equal(stats.count, 1);
-    assert.equal(stats.accuracy, 1);
-    assert.equal(stats.duplicates, 0, "remembered ids are cleared too");
   });
 
   it("passes on and counts an answer once: a repeated id (a QoS 1 redelivery) only counts as a duplicate", async () => {
