@@ -16,6 +16,7 @@
 //      (flows/mnist-infer.json): central restores its plain subscription from its
 //      database and queues for it, so every request is answered, once.
 // The figures (sent, answered, lost, duplicated, time to recover) are printed.
+// One file: the tests run in turn on one set-up (two brokers, the link, two Node-REDs).
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");

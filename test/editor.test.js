@@ -4,6 +4,7 @@
 // dragged in fresh, the edit dialogs with their validation and the model-info
 // button, the help sidebar in English and Chinese, every example imported from
 // the Import menu, and a deployed chain showing live status under its nodes.
+// One file: every test shares one Chromium and one `npm start` (seconds each to start).
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
