@@ -4,32 +4,15 @@
 // (each reported once), paths and links that lead out of the folder, size limits,
 // and errors that never name an absolute path. Run after `npm run build`:
 //   node --test test/mnist-image-source-folders.test.js
-const { describe, it, before, after, afterEach } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { helper, UNLABELLED, start, makeFolder, png } = require("./support/source");
+const { helper, sourceSuite, UNLABELLED, start, png } = require("./support/source");
 const { waitFor } = require("./support/wait");
 
-let scratch;
-const folder = (name, files) => makeFolder(scratch, name, files);
-
 describe("mnist-image-source: the folder it reads", () => {
-  before(async () => {
-    scratch = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-source-"));
-    await helper.startServer();
-  });
-
-  after(async () => {
-    await helper.stopServer();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  });
-
-  afterEach(async () => {
-    await helper.unload();
-    helper.settings({});
-  });
+  const { folder, scratch } = sourceSuite();
 
   it("reads a custom folder with a list file in the list's order", async () => {
     const dir = folder("custom", { "a.png": png(1), "b.png": png(2), "c.png": png(3), "mylabels.txt": "c.png 3\na.png 1\n\n# comment\n" });
@@ -49,7 +32,7 @@ describe("mnist-image-source: the folder it reads", () => {
   });
 
   it("reports a missing folder clearly, refuses messages, and recovers on reset", async () => {
-    helper.settings({ userDir: scratch });
+    helper.settings({ userDir: scratch() });
     const t = await start({ folder: "later", mode: "input" });
     await t.waitStatus("no-folder", "red");
     const [error] = t.errors();
@@ -68,7 +51,7 @@ describe("mnist-image-source: the folder it reads", () => {
   });
 
   it("starts its timer once a reset finds the folder that was missing at deploy", async () => {
-    const dir = path.join(scratch, "arrives-later");
+    const dir = path.join(scratch(), "arrives-later");
     const t = await start({ folder: dir, interval: 20 });
     await t.waitStatus("no-folder", "red");
     folder("arrives-later", { "x.png": png(0) });
@@ -157,15 +140,15 @@ describe("mnist-image-source: the folder it reads", () => {
     const errors = t.errors();
     assert.equal(errors.length, 1, errors.join(" | "));
     assert.match(errors[0], /cannot read 1\.png \(it is a link to a file outside the folder, which is not followed\); skipped/);
-    assert.ok(!errors[0].includes(scratch), "no absolute path in the error");
+    assert.ok(!errors[0].includes(scratch()), "no absolute path in the error");
     await waitFor(() => /skipped|…/.test(t.status().text), "the status counts the skipped file");
 
     // A folder that is itself a link is read where it leads; a list file linked from outside is not read.
-    fs.symlinkSync(dir, path.join(scratch, "via-link"));
+    fs.symlinkSync(dir, path.join(scratch(), "via-link"));
     fs.writeFileSync(path.join(outside, "labels.txt"), "0.png 5\n");
     fs.symlinkSync(path.join(outside, "labels.txt"), path.join(dir, "labels.txt"));
     await helper.unload();
-    const u = await start({ folder: path.join(scratch, "via-link"), mode: "input" });
+    const u = await start({ folder: path.join(scratch(), "via-link"), mode: "input" });
     await u.send({});
     assert.equal(u.sent[0].filename, "0.png");
     assert.equal(u.sent[0].label, undefined, "the outside list was not used");
@@ -184,7 +167,7 @@ describe("mnist-image-source: the folder it reads", () => {
     assert.equal(errors.length, 2, errors.join(" | "));
     assert.match(errors[0], /cannot read big\.png \(it is over the 0\.002 MB limit\); skipped\. Expected an image file of at most 0\.002 MB/);
     assert.match(errors[1], /cannot read sub\/x\.png \(it is a link to a file outside the folder/);
-    assert.ok(errors.every((e) => !e.includes(scratch)), "no absolute path in the errors");
+    assert.ok(errors.every((e) => !e.includes(scratch())), "no absolute path in the errors");
 
     await helper.unload();
     const u = await start({ folder: dir, mode: "burst", burstCount: 2, loop: false });
@@ -204,10 +187,10 @@ describe("mnist-image-source: the folder it reads", () => {
   });
 
   it("names a missing relative folder as configured, never by its absolute path", async () => {
-    helper.settings({ userDir: scratch });
+    helper.settings({ userDir: scratch() });
     const t = await start({ folder: "not/there", mode: "input" });
     await t.waitStatus("no-folder", "red");
     assert.match(t.errors()[0], /^folder not found: not\/there; expected/);
-    assert.ok(!t.errors()[0].includes(scratch));
+    assert.ok(!t.errors()[0].includes(scratch()));
   });
 });

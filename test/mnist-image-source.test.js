@@ -4,13 +4,12 @@
 // unanswered requests: mnist-image-source-resend.test.js). Run after `npm run build`:
 //   node --test test/mnist-image-source.test.js
 // Nothing here asserts on timing: interval tests count and order messages only.
-const { describe, it, before, after, afterEach } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
 const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
-const { helper, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, makeFolder, png } = require("./support/source");
+const { helper, sourceSuite, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, png } = require("./support/source");
 const { sleep, waitFor } = require("./support/wait");
 
 const SAMPLES = path.join(__dirname, "..", "models", "samples");
@@ -18,24 +17,8 @@ const HAVE_SAMPLES = fs.existsSync(path.join(SAMPLES, "labels.txt"));
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const ID = /^([0-9a-f]{8})-(\d+)$/;
 
-let scratch;
-const folder = (name, files) => makeFolder(scratch, name, files);
-
 describe("mnist-image-source", () => {
-  before(async () => {
-    scratch = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-source-"));
-    await helper.startServer();
-  });
-
-  after(async () => {
-    await helper.stopServer();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  });
-
-  afterEach(async () => {
-    await helper.unload();
-    helper.settings({});
-  });
+  const { folder } = sourceSuite();
 
   it("loads with defaults, and clears its status on close", async () => {
     const t = await start({ name: "" });

@@ -2,7 +2,9 @@
 // mnist-image-source in a test flow, as the mnist-image-source*.test.js files use
 // it: one source node with Catch and Complete nodes watching it, what it sent,
 // raised and showed, and small folders of images to point it at.
+const { before, after, afterEach } = require("node:test");
 const fs = require("node:fs");
+const os = require("node:os");
 const path = require("node:path");
 const helper = require("node-red-node-test-helper");
 const sourceNode = require("../../dist/nodes/mnist-image-source/mnist-image-source.js");
@@ -84,4 +86,26 @@ function png(k) {
   return encodeGreyPng(pixels, 28, 28);
 }
 
-module.exports = { helper, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, makeFolder, png };
+/**
+ * The hooks of a describe() of source tests: a Node-RED test server and a scratch
+ * directory for the suite, each test's flow unloaded after it. Returns folder(name,
+ * files), a fresh folder in the scratch directory, and scratch(), its path.
+ */
+function sourceSuite() {
+  let root;
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-source-"));
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.stopServer();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await helper.unload();
+    helper.settings({});
+  });
+  return { folder: (name, files) => makeFolder(root, name, files), scratch: () => root };
+}
+
+module.exports = { helper, sourceSuite, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, makeFolder, png };
