@@ -3,12 +3,12 @@
 // setting in a Node-RED runtime, and the example chain over MQTT, where requests an
 // inference instance took with it when it died are sent again. Run after `npm run build`:
 //   node --test test/mnist-image-source-resend.test.js
-const { describe, it, before, after, afterEach } = require("node:test");
+const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 const { AnswerWait, answerIn } = require("../dist/nodes/mnist-image-source/answers.js");
-const { helper, DIGITS, start } = require("./support/source");
+const { sourceSuite, DIGITS, start } = require("./support/source");
 const { waitFor } = require("./support/wait");
 
 /** An AnswerWait on a hand-driven clock, recording what it sent again and reported. */
@@ -141,12 +141,7 @@ describe("mnist-image-source: resend unanswered (AnswerWait, on a fake clock)", 
 // ---- the node's Resend unanswered setting, in a Node-RED runtime ------------
 
 describe("mnist-image-source: Resend unanswered in a Node-RED runtime", () => {
-  before(() => helper.startServer());
-  after(() => helper.stopServer());
-  afterEach(async () => {
-    await helper.unload();
-    helper.settings({});
-  });
+  sourceSuite();
 
   it("with Resend unanswered on, sends a request again with the same id until its answer comes in, and gives up after N", async () => {
     // Timeouts of 50 ms, but nothing is asserted on time: only on what was sent, in what order.

@@ -108,4 +108,4 @@ function sourceSuite() {
   return { folder: (name, files) => makeFolder(root, name, files), scratch: () => root };
 }
 
-module.exports = { helper, sourceSuite, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, makeFolder, png };
+module.exports = { helper, sourceSuite, FIXTURES, DIGITS, UNLABELLED, calls, isStatus, start, png };
