@@ -11,6 +11,8 @@
 //      flows/mnist-infer.json (started like `npm start`) → Mosquitto → generator
 //   4. scaling: one, then two Node-RED instances on flows/mnist-infer-shared.json
 //   5. stage 3 again with mnist-infer on the WebAssembly backend (onnxruntime-web)
+//   6. (only when asked for) the floor: stage 3's chain with a stand-in that
+//      answers without classifying, to bound what any classifier node can reach
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -19,6 +21,7 @@ import { findMosquitto, REPO_ROOT, startAedes, startMosquitto } from "./broker";
 import { BATCH_SIZES, measureCeilings } from "./bench/ceilings";
 import { BATCH, endToEnd, scaling } from "./bench/end-to-end";
 import { writeFlameGraphs } from "./bench/flame-graph";
+import { floor } from "./bench/floor";
 import { measureLimits } from "./bench/limits";
 import { describeMachine } from "./bench/machine";
 import { runNodeAlone } from "./bench/node-alone";
@@ -35,7 +38,7 @@ const USAGE = `Usage: npm run bench [-- options]
   --seconds <n>      measured length of the sustained full-load run, after 30 s of warm-up
                      (default 60: its first and last 20% each span about a garbage-collection cycle)
   --window <n>       requests in flight in the closed-loop runs (default 300)
-  --stages <list>    which stages to run, e.g. 1,3 (default 1,2,3,4,5)
+  --stages <list>    which stages to run, e.g. 1,3 (default 1,2,3,4,5; 6, the floor, only when listed)
   --flow <file>      the flow stage 3 runs (default flows/mnist-infer.json); any flow that
                      answers requests on "mnist" with results on "result" and "result/error"
   --profile          run the end-to-end Node-RED with --cpu-prof and say where its time went
@@ -69,7 +72,7 @@ export function parseArgs(argv: string[]): BenchOptions | undefined {
     }
     else if (arg === "--stages") {
       const stages = value().split(",").map((s) => Number(s.trim()));
-      if (stages.some((s) => ![1, 2, 3, 4, 5].includes(s))) throw new Error(`--stages takes numbers 1 to 5, e.g. 1,3`);
+      if (stages.some((s) => ![1, 2, 3, 4, 5, 6].includes(s))) throw new Error(`--stages takes numbers 1 to 6, e.g. 1,3`);
       options.stages = new Set(stages);
     } else throw new Error(`unknown option ${arg}\n\n${USAGE}`);
   }
@@ -139,7 +142,7 @@ async function main(argv: string[]): Promise<void> {
   };
   if (options.stages.has(2)) await limitsBetween();
 
-  const needsBroker = [3, 4, 5].some((stage) => options.stages.has(stage));
+  const needsBroker = [3, 4, 5, 6].some((stage) => options.stages.has(stage));
   const mosquitto = needsBroker && findMosquitto();
   if (needsBroker && !mosquitto) {
     say("Mosquitto is not installed (apt-get install mosquitto): stage 3 runs on the embedded aedes broker, stage 4 is skipped");
@@ -191,6 +194,16 @@ async function main(argv: string[]): Promise<void> {
       // settle) and two thirds of its measured time, so the whole run stays under six minutes.
       const seconds = Math.max(options.quick ? 8 : 10, Math.round((options.seconds * 2) / 3));
       result.wasmEndToEnd = await endToEnd(broker, ceilings.references, options, say, { backend: "wasm", measuredSeconds: seconds });
+    } finally {
+      await broker.stop();
+    }
+  }
+
+  if (options.stages.has(6)) {
+    say("stage 6: the floor, stage 3's chain with a stand-in that answers without classifying");
+    const broker = mosquitto ? await startMosquitto() : await startAedes();
+    try {
+      result.floor = await floor(broker, samples, ceilings.references, options, say);
     } finally {
       await broker.stop();
     }

@@ -36,4 +36,25 @@ describe("bench shares against the limit", () => {
     const nodeAlone = rows.find((row) => Array.isArray(row) && row[0].includes("mnist-infer alone"));
     assert.deepEqual(nodeAlone.slice(1), ["13,000/s = 50%", "≥ 60%", false]);
   });
+
+  it("bounds what any classifier node could reach from the floor run: cores ÷ (floor CPU per result + inference per image)", () => {
+    const limits = measured(50_000, 25_000); // one thread: 40 µs per image
+    const run = (throughput, nodeRed, broker, generator, batch) => ({
+      run: { throughput, batch },
+      cores: { nodeRed, broker, generator },
+      cpuPerResult: (nodeRed + broker + generator) / throughput,
+    });
+    // 1 core over 10,000 results/s: 100 µs of CPU per result; 0.5 core over 50,000 images/s: 10 µs per image.
+    const floor = { single: run(10_000, 0.5, 0.3, 0.2, 1), batch: run(50_000, 0.3, 0.1, 0.1, 32), singleConfirmed: run(10_000, 0.62, 0.3, 0.2, 1) };
+    const rows = shareRows({ options: {}, machine: { cpus: 2 }, limits, floor });
+    const text = rows.filter(Array.isArray).map((row) => `${row[0].trim()} | ${row[1]}`);
+    assert.ok(text.includes("one image per envelope: floor | 10,000/s, 100 µs of CPU per result (Node-RED 50 µs, broker 30 µs, generator 20 µs)"), text.join("\n"));
+    // 2 cores ÷ (100 + 40 µs) = 14,286/s, 29% of 50,000; 2 cores ÷ (10 + 40 µs) = 40,000/s, 80%.
+    const most = text.filter((line) => line.startsWith("at most"));
+    assert.deepEqual(most, ["at most, with inference | 14,286/s = 29% of the limit (target 25%)", "at most, with inference | 40,000/s = 80% of the limit (target 60%)"]);
+    assert.ok(text.includes("the floor with the Complete node | 112 µs of CPU per result: confirming each delivery costs 12 µs"), text.join("\n"));
+    // Pinned to one core, the same floor allows half as much.
+    const pinned = shareRows({ options: { cores: 1 }, machine: { cpus: 2 }, limits, floor }).filter(Array.isArray).map((row) => row[1]);
+    assert.ok(pinned.includes("7,143/s = 14% of the limit (target 25%)"), pinned.join("\n"));
+  });
 });

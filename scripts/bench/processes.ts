@@ -25,15 +25,23 @@ export interface NodeRedInstance {
  * Starts Node-RED on a shipped flow against `mqttUrl`, with a temporary user
  * folder and a free editor port on 127.0.0.1, and resolves once the model is
  * loaded and the broker connected. `nodeArgs` go to node itself (--cpu-prof).
+ * The floor stage (floor.ts) adds `env`, `prepare` (given the user folder before
+ * Node-RED starts) and `ready` (the log lines to wait for instead of the model's).
  */
-export async function startNodeRed(flow: string, mqttUrl: string, nodeArgs: string[] = []): Promise<NodeRedInstance> {
+export async function startNodeRed(
+  flow: string,
+  mqttUrl: string,
+  nodeArgs: string[] = [],
+  { env = {}, prepare, ready = [/Started flows/, /model \S+ loaded/, /Connected to broker/] }: { env?: Record<string, string>; prepare?: (userDir: string) => void; ready?: RegExp[] } = {},
+): Promise<NodeRedInstance> {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-bench-nr-"));
+  prepare?.(userDir);
   const port = await freePort();
   // Each instance its own MQTT client id: two sessions with one id would take turns being disconnected.
   const clientId = `mnist-bench-${process.pid}-${port}`;
   const child = spawn(process.execPath, [...nodeArgs, START, flow, "--external-broker"], {
     cwd: REPO_ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", MQTT_URL: mqttUrl, MQTT_CLIENT_ID: clientId, NODE_RED_USER_DIR: userDir, NODE_RED_ADMIN_PASSWORD: "" },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", MQTT_URL: mqttUrl, MQTT_CLIENT_ID: clientId, NODE_RED_USER_DIR: userDir, NODE_RED_ADMIN_PASSWORD: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -55,7 +63,7 @@ export async function startNodeRed(flow: string, mqttUrl: string, nodeArgs: stri
     },
   };
   const deadline = Date.now() + 60_000;
-  for (const pattern of [/Started flows/, /model \S+ loaded/, /Connected to broker/]) {
+  for (const pattern of ready) {
     while (!pattern.test(output)) {
       if (child.exitCode !== null || Date.now() > deadline) {
         await instance.stop();

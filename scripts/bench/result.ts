@@ -64,6 +64,25 @@ export interface Scaling {
   coresPerInstance: number[];
 }
 
+/** Stage 6 (floor.ts): one measured run of the chain with the stand-in. */
+export interface FloorRun {
+  run: RunReport;
+  /** CPU in cores during the measured run: Node-RED (and its main thread), the broker, the load generator. */
+  cores: { nodeRed: number; broker: number; generator: number };
+  threads?: ThreadCores;
+  /** Their sum per result, in seconds of CPU. */
+  cpuPerResult: number;
+}
+
+/** Stage 6: the chain with a stand-in that answers without classifying. */
+export interface Floor {
+  flow: string;
+  single: FloorRun;
+  batch: FloorRun;
+  /** One image per envelope with the flow's Complete node kept (each reply confirmed back to the stand-in). */
+  singleConfirmed: FloorRun;
+}
+
 export interface BenchResult {
   startedAt: string;
   seconds: number;
@@ -77,6 +96,8 @@ export interface BenchResult {
   /** Stage 5: the same end-to-end run with mnist-infer on the WebAssembly backend. */
   wasmEndToEnd?: EndToEnd;
   scaling?: Scaling;
+  /** Stage 6: the chain with a stand-in that answers without classifying. */
+  floor?: Floor;
   skipped: string[];
 }
 

@@ -3,7 +3,7 @@
 // it, with the targets: end to end one image per envelope ≥ 25%, batches of
 // 32 ≥ 60%, the node alone ≥ 60%, RSS flat (±10%); and the first request after
 // a deploy against the hundredth.
-import { pct, rate, ms, signed, type Row } from "./format";
+import { pct, rate, ms, micros, signed, type Row } from "./format";
 import { limitRate, type Limit } from "./limits";
 import type { BenchResult, EndToEnd } from "./result";
 
@@ -45,6 +45,7 @@ export function shareRows(result: BenchResult): Array<Row | string> {
     if (result.nodeAlone) rows.push(share("mnist-infer alone (stage 2)", result.nodeAlone.throughput, native, TARGETS.nodeAlone));
     if (result.endToEnd) rows.push(...endToEndShares(result.endToEnd, native));
   }
+  if (native && oneThread && result.floor) rows.push(...floorRows(result, native, oneThread));
   if (wasm && result.wasmEndToEnd) {
     rows.push(["WebAssembly limit", rate(wasm)]);
     rows.push(...endToEndShares(result.wasmEndToEnd, wasm));
@@ -65,3 +66,36 @@ function share(label: string, value: number, limit: number, target: number): Row
   const ratio = value / limit;
   return [`  ${label}`, `${rate(value)} = ${pct(ratio)}`, `≥ ${pct(target)}`, ratio >= target];
 }
+
+/**
+ * Stage 6: what the chain costs per result with classifying free, and so the most any
+ * classifier node could reach here: the machine's cores ÷ (that cost + ONNX Runtime's own
+ * inference per image on one thread, as the node runs it).
+ */
+function floorRows(result: BenchResult, native: number, oneThread: number): Array<Row | string> {
+  const floor = result.floor!;
+  const cores = result.options.cores ?? result.machine.cpus;
+  const inference = 1 / oneThread;
+  const rows: Array<Row | string> = [
+    `Floor (stage 6): the chain with a stand-in that answers without decoding or classifying, and no Complete node;\n` +
+      `  with ONNX Runtime's own inference added (${micros(inference)} per image on one thread), the most any classifier node could reach on ${cores} core${cores === 1 ? "" : "s"}`,
+  ];
+  const runs: Array<[string, typeof floor.single, EndToEnd["full"] | undefined, number | undefined, number]> = [
+    ["one image per envelope", floor.single, result.endToEnd?.full, result.endToEnd ? sumCores(result.endToEnd.cores) : undefined, TARGETS.single],
+    [`batches of ${floor.batch.run.batch}`, floor.batch, result.endToEnd?.batch.run, result.endToEnd ? sumCores({ ...result.endToEnd.batch.cores, generator: result.endToEnd.batch.run.generatorCores }) : undefined, TARGETS.batch],
+  ];
+  for (const [label, run, real, realCores, target] of runs) {
+    const c = run.cores;
+    rows.push([`  ${label}: floor`, `${rate(run.run.throughput)}, ${micros(run.cpuPerResult)} of CPU per result (Node-RED ${micros(c.nodeRed / run.run.throughput)}, broker ${micros(c.broker / run.run.throughput)}, generator ${micros(c.generator / run.run.throughput)})`]);
+    if (real && realCores !== undefined) rows.push([`    stage 3, for comparison`, `${micros(realCores / real.throughput)} of CPU per result`]);
+    const most = cores / (run.cpuPerResult + inference);
+    rows.push([`    at most, with inference`, `${rate(most)} = ${pct(most / native)} of the limit (target ${pct(target)})`]);
+    if (run === floor.single && floor.singleConfirmed) {
+      const confirmed = floor.singleConfirmed;
+      rows.push([`    the floor with the Complete node`, `${micros(confirmed.cpuPerResult)} of CPU per result: confirming each delivery costs ${micros(confirmed.cpuPerResult - run.cpuPerResult)}`]);
+    }
+  }
+  return rows;
+}
+
+const sumCores = (c: { nodeRed: number; broker: number; generator: number }) => c.nodeRed + c.broker + c.generator;
