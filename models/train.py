@@ -92,15 +92,15 @@ def main():
                         "package's training digits would make, once each (more writers, same bank size); "
                         "package: the package's training digits, --variants times each (the 2.0.0 recipe)")
     p.add_argument("--out", default=HERE, help="output folder (default: models/)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=3)
     p.add_argument("--batch", type=int, default=64, help="MNIST digits per step (plus as many "
                    "canvas/paper digits and --neg-batch non-digits)")
     p.add_argument("--neg-batch", type=int, default=40)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
     p.add_argument("--oe-weight", type=float, default=0.5,
                    help="weight of the outlier-exposure loss (non-digits towards uniform)")
-    p.add_argument("--variants", type=int, default=3, help="canvas/paper re-drawings per training digit")
+    p.add_argument("--variants", type=int, default=5, help="canvas/paper re-drawings per training digit")
     p.add_argument("--paper-share", type=float, default=0.4,
                    help="share of the re-drawings made on photographed paper (the rest on a canvas)")
     p.add_argument("--paper-from", type=int, default=40,
@@ -108,12 +108,13 @@ def main():
     p.add_argument("--ema", type=float, default=0,
                    help="decay of the weight average that is exported (0: the last step's weights)")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")
-    p.add_argument("--channels", default="16,32,64", help="channels of the three conv blocks")
-    p.add_argument("--hidden", type=int, default=128, help="units of the dense layer")
+    p.add_argument("--channels", default="16,32,96", help="channels of the three conv blocks")
+    p.add_argument("--hidden", type=int, default=192, help="units of the dense layer")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--temperature", type=float, default=0.59,
+    p.add_argument("--temperature", type=float, default=0.63,
                    help="logits are divided by this (folded into the last layer); the default was "
-                        "fitted with --val on validation digits carved from the training digits")
+                        "fitted (negative log-likelihood) on the calibration set of synth/threshold.py "
+                        "for the weights these defaults train")
     p.add_argument("--save-state", default="", help="save the trained weights (development)")
     p.add_argument("--load-state", default="", help="skip training, export these weights "
                    "(development: e.g. another --temperature; bank sizes and timings come from the .json "

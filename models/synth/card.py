@@ -20,7 +20,7 @@ HELD_OUT_PER_DIGIT = 150
 SAMPLES_PER_DIGIT = 50
 OPSET = 13
 MODEL_NAME = "mnist-cnn"
-MODEL_VERSION = "2.3.0"
+MODEL_VERSION = "2.4.0"
 
 
 def write_png_gray(path, img_u8):
@@ -97,6 +97,7 @@ def model_card(args, blob, digits, held_idx, picks, figures):
         "syntheticTrainCount": {"canvasOrPaperDigits": f["canvasOrPaperDigits"], "nonDigits": f["nonDigits"]},
         "epochs": args.epochs,
         "seed": args.seed,
+        "network": {"convChannels": [int(c) for c in args.channels.split(",")], "hidden": args.hidden},
         "parameters": f["parameters"],
         "opset": OPSET,
         "framework": f["framework"],
