@@ -52,7 +52,7 @@ describe("bench shares against the limit", () => {
     // 2 cores ÷ (100 + 40 µs) = 14,286/s, 29% of 50,000; 2 cores ÷ (10 + 40 µs) = 40,000/s, 80%.
     const most = text.filter((line) => line.startsWith("at most"));
     assert.deepEqual(most, ["at most, with inference | 14,286/s = 29% of the limit (target 25%)", "at most, with inference | 40,000/s = 80% of the limit (target 60%)"]);
-    assert.ok(text.includes("the floor with the Complete node | 112 µs of CPU per result: confirming each delivery costs 12 µs"), text.join("\n"));
+    assert.ok(text.includes("the floor with the Complete node | 112 µs of CPU per result (+12 µs against the floor without it)"), text.join("\n"));
     // Pinned to one core, the same floor allows half as much.
     const pinned = shareRows({ options: { cores: 1 }, machine: { cpus: 2 }, limits, floor }).filter(Array.isArray).map((row) => row[1]);
     assert.ok(pinned.includes("7,143/s = 14% of the limit (target 25%)"), pinned.join("\n"));

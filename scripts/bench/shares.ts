@@ -2,10 +2,11 @@
 // on the shipped model, measured in this run) and every figure as a share of
 // it, with the targets: end to end one image per envelope ≥ 25%, batches of
 // 32 ≥ 60%, the node alone ≥ 60%, RSS flat (±10%); and the first request after
-// a deploy against the hundredth.
+// a deploy against the hundredth. With stage 6, the most any classifier node
+// could reach on this chain (the floor).
 import { pct, rate, ms, micros, signed, type Row } from "./format";
 import { limitRate, type Limit } from "./limits";
-import type { BenchResult, EndToEnd } from "./result";
+import type { BenchResult, EndToEnd, Floor } from "./result";
 
 export const TARGETS = { single: 0.25, batch: 0.6, nodeAlone: 0.6, rss: 0.1 };
 
@@ -45,11 +46,11 @@ export function shareRows(result: BenchResult): Array<Row | string> {
     if (result.nodeAlone) rows.push(share("mnist-infer alone (stage 2)", result.nodeAlone.throughput, native, TARGETS.nodeAlone));
     if (result.endToEnd) rows.push(...endToEndShares(result.endToEnd, native));
   }
-  if (native && oneThread && result.floor) rows.push(...floorRows(result, native, oneThread));
   if (wasm && result.wasmEndToEnd) {
     rows.push(["WebAssembly limit", rate(wasm)]);
     rows.push(...endToEndShares(result.wasmEndToEnd, wasm));
   }
+  if (native && oneThread && result.floor) rows.push(...floorRows(result.floor, result, native, oneThread));
   return rows;
 }
 
@@ -72,8 +73,7 @@ function share(label: string, value: number, limit: number, target: number): Row
  * classifier node could reach here: the machine's cores ÷ (that cost + ONNX Runtime's own
  * inference per image on one thread, as the node runs it).
  */
-function floorRows(result: BenchResult, native: number, oneThread: number): Array<Row | string> {
-  const floor = result.floor!;
+function floorRows(floor: Floor, result: BenchResult, native: number, oneThread: number): Array<Row | string> {
   const cores = result.options.cores ?? result.machine.cpus;
   const inference = 1 / oneThread;
   const rows: Array<Row | string> = [
@@ -92,7 +92,8 @@ function floorRows(result: BenchResult, native: number, oneThread: number): Arra
     rows.push([`    at most, with inference`, `${rate(most)} = ${pct(most / native)} of the limit (target ${pct(target)})`]);
     if (run === floor.single && floor.singleConfirmed) {
       const confirmed = floor.singleConfirmed;
-      rows.push([`    the floor with the Complete node`, `${micros(confirmed.cpuPerResult)} of CPU per result: confirming each delivery costs ${micros(confirmed.cpuPerResult - run.cpuPerResult)}`]);
+      const more = confirmed.cpuPerResult - run.cpuPerResult;
+      rows.push([`    the floor with the Complete node`, `${micros(confirmed.cpuPerResult)} of CPU per result (${more >= 0 ? "+" : "−"}${micros(Math.abs(more))} against the floor without it)`]);
     }
   }
   return rows;
