@@ -12,7 +12,8 @@ import type { BenchOptions, EndToEnd, RssReport, Scaling } from "./result";
 import type { Reference } from "./samples";
 import { distribution } from "./stats";
 
-const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
+/** The topics of the shipped flows: requests, results, error replies. */
+export const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
 /** A stretch of time on the CPU profiles' clock (µs). */
 type UsWindow = { fromUs: number; toUs: number };
 /** Images per batch request, and batch requests in flight: 16 × 32 = 512 images, under the node's queue of 1,000. */
@@ -180,7 +181,8 @@ function rssReport(rss: Sampler<number>, run: RunReport, hwmBytes: number | unde
   return { peakBytes: Math.max(...rss.samples.map((s) => s.value)), hwmBytes, first, last, change: last.mean / first.mean - 1, series };
 }
 
-function brokerCpu(broker: Broker): number {
+/** CPU seconds the broker has used so far. */
+export function brokerCpu(broker: Broker): number {
   const pid = (broker as { pid?: number }).pid;
   return pid ? cpuSecondsOf(pid) : process.cpuUsage().user / 1e6; // aedes runs in this process
 }

@@ -11,16 +11,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT, type Broker } from "../broker";
-import { BATCH } from "./end-to-end";
+import { BATCH, brokerCpu, TOPICS } from "./end-to-end";
 import floorNode = require("./floor-node");
 import type { LoadMode, RunReport } from "./load-types";
 import { cpuSecondsOf, LoadGenerator, startNodeRed, threadCpuSecondsOf, threadCores } from "./processes";
 import type { BenchOptions, Floor, FloorRun } from "./result";
 import type { Reference, Sample } from "./samples";
 
-const TOPICS = { requestTopic: "mnist", resultTopic: "result", errorTopic: "result/error" };
-
-export async function floor(broker: Broker & { pid?: number }, samples: Sample[], references: Reference[], options: BenchOptions, say: (line: string) => void): Promise<Floor> {
+export async function floor(broker: Broker, samples: Sample[], references: Reference[], options: BenchOptions, say: (line: string) => void): Promise<Floor> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-bench-floor-"));
   const answers = path.join(scratch, "answers.json");
   fs.writeFileSync(answers, JSON.stringify(samples.map((s, i) => ({ base64: s.base64, digit: references[i].digit, confidence: references[i].confidence }))));
@@ -45,7 +43,7 @@ export async function floor(broker: Broker & { pid?: number }, samples: Sample[]
 /** Node-RED on `flow` with the stand-in installed, and the load generator: each run measured in turn. */
 async function session(
   flow: string,
-  broker: Broker & { pid?: number },
+  broker: Broker,
   answers: string,
   references: Reference[],
   options: BenchOptions,
@@ -97,8 +95,4 @@ function installFloorNode(userDir: string): void {
 function integrity({ run }: FloorRun): string {
   const wrong = run.lost + run.duplicated + run.misattributed + Object.values(run.errorReplies).reduce((a, b) => a + b, 0);
   return wrong === 0 ? "" : ` (${run.lost} lost, ${run.duplicated} duplicated, ${run.misattributed} misattributed, ${JSON.stringify(run.errorReplies)} error replies)`;
-}
-
-function brokerCpu(broker: Broker & { pid?: number }): number {
-  return broker.pid ? cpuSecondsOf(broker.pid) : process.cpuUsage().user / 1e6;
 }
