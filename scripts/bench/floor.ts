@@ -28,12 +28,12 @@ export async function floor(broker: Broker, samples: Sample[], references: Refer
       ["floor-single", { kind: "window", window: options.window }, seconds],
       ["floor-batch", { kind: "window", window: BATCH.window, batch: BATCH.images }, seconds],
     ]);
-    say(`  floor, one image per envelope: ${Math.round(single.run.throughput)} results/s, ${(single.cpuPerResult * 1e6).toFixed(0)} µs of CPU per result${integrity(single)}`);
-    say(`  floor, batches of ${BATCH.images}: ${Math.round(batch.run.throughput)} images/s, ${(batch.cpuPerResult * 1e6).toFixed(0)} µs of CPU per image${integrity(batch)}`);
+    say(`  floor, one image per envelope: ${summary(single)}`);
+    say(`  floor, batches of ${BATCH.images}: ${summary(batch)}`);
     const [singleConfirmed] = await session(floorFlow(options.flow, scratch, true), broker, answers, references, options, [
       ["floor-confirmed", { kind: "window", window: options.window }, seconds],
     ]);
-    say(`  floor with the Complete node, one image per envelope: ${Math.round(singleConfirmed.run.throughput)} results/s, ${(singleConfirmed.cpuPerResult * 1e6).toFixed(0)} µs of CPU per result${integrity(singleConfirmed)}`);
+    say(`  floor with the Complete node, one image per envelope: ${summary(singleConfirmed)}`);
     return { flow: options.flow, single, batch, singleConfirmed };
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -91,8 +91,9 @@ function installFloorNode(userDir: string): void {
   fs.writeFileSync(path.join(dir, "floor.html"), `<script type="text/javascript">RED.nodes.registerType("${floorNode.FLOOR_TYPE}", { category: "function", defaults: {}, inputs: 1, outputs: 1, label: "floor" });</script>\n`);
 }
 
-/** The generator's checks, said only when one failed: the stand-in must answer every request once, rightly. */
-function integrity({ run }: FloorRun): string {
+/** A run's images/s and CPU per image, and the generator's checks only when one failed (the stand-in must answer every request once, rightly). */
+function summary({ run, cpuPerResult }: FloorRun): string {
   const wrong = run.lost + run.duplicated + run.misattributed + Object.values(run.errorReplies).reduce((a, b) => a + b, 0);
-  return wrong === 0 ? "" : ` (${run.lost} lost, ${run.duplicated} duplicated, ${run.misattributed} misattributed, ${JSON.stringify(run.errorReplies)} error replies)`;
+  const checks = wrong === 0 ? "" : ` (${run.lost} lost, ${run.duplicated} duplicated, ${run.misattributed} misattributed, ${JSON.stringify(run.errorReplies)} error replies)`;
+  return `${Math.round(run.throughput)} images/s, ${(cpuPerResult * 1e6).toFixed(0)} µs of CPU per image${checks}`;
 }
