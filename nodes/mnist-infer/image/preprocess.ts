@@ -98,7 +98,9 @@ function toGrey(image: RawImage): Float32Array {
   const grey = n <= SCRATCH_PIXELS ? greyScratch.subarray(0, n) : new Float32Array(n);
   if (channels === 1) {
     // Greyscale: the common case, MNIST-style PNGs.
-    if (data instanceof Uint8Array && max === 255) for (let i = 0; i < n; i++) grey[i] = BYTE_TO_UNIT[data[i]];
+    // The table as a local: an imported binding is read as a property of the module, once per pixel.
+    const toUnit = BYTE_TO_UNIT;
+    if (data instanceof Uint8Array && max === 255) for (let i = 0; i < n; i++) grey[i] = toUnit[data[i]];
     else for (let i = 0; i < n; i++) grey[i] = data[i] / max;
     return grey;
   }
