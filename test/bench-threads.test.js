@@ -6,7 +6,8 @@
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { Worker } = require("node:worker_threads");
-const { threadCores, threadCpuSecondsOf } = require("../dist/scripts/bench/processes.js");
+const os = require("node:os");
+const { threadCores, threadCpuSecondsOf, waitingSecondsOf } = require("../dist/scripts/bench/processes.js");
 
 describe("bench CPU by thread", () => {
   it("splits a run into the main thread, the three busiest others, and the rest", () => {
@@ -45,5 +46,30 @@ describe("bench CPU by thread", () => {
     const busiest = Math.max(...[...after].filter(([tid]) => tid !== process.pid).map(([tid, cpu]) => cpu - (before.get(tid) ?? 0)));
     assert.ok(busiest >= 0.2, `a thread other than the main one spent the worker's 0.3 s (busiest: ${busiest} s)`);
     assert.ok(mainSpent < busiest, `the main thread (${mainSpent} s) did not do the worker's spinning`);
+  });
+
+  const noSchedstat = process.platform !== "linux" ? "schedstat is Linux's" : Number.isNaN(waitingSecondsOf(process.pid)) && "this kernel keeps no schedstat";
+  it("counts the time the main thread waits for a core while more threads than cores are busy", { skip: noSchedstat }, async () => {
+    // Two spinning workers per core and the main thread spinning too: it gets about a third of
+    // a core, so it waits about 0.4 s of the 0.6 s on any number of cores.
+    const spinners = 2 * os.availableParallelism();
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const workers = Array.from({ length: spinners }, () => new Worker(
+      `const { parentPort, workerData } = require("node:worker_threads");
+       parentPort.postMessage("spinning");
+       while (Atomics.load(workerData, 0) === 0) {}`,
+      { eval: true, workerData: stop },
+    ));
+    await Promise.all(workers.map((w) => new Promise((resolve) => w.once("message", resolve))));
+    const before = waitingSecondsOf(process.pid);
+    const cpuBefore = threadCpuSecondsOf(process.pid).get(process.pid);
+    const end = Date.now() + 600;
+    while (Date.now() < end) {} // the main thread wants a core for 0.6 s
+    const waited = waitingSecondsOf(process.pid) - before;
+    const ran = threadCpuSecondsOf(process.pid).get(process.pid) - cpuBefore;
+    Atomics.store(stop, 0, 1);
+    await Promise.all(workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
+    assert.ok(waited > 0.1, `the main thread waited ${waited.toFixed(3)} s for a core (it ran ${ran.toFixed(2)} s of the 0.6 s)`);
+    assert.ok(waited < 0.6, `it cannot wait longer than it was runnable (${waited.toFixed(3)} s)`);
   });
 });

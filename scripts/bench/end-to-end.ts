@@ -7,7 +7,7 @@ import type { BackendSetting } from "../../nodes/mnist-infer/inference/backends"
 import { REPO_ROOT, type Broker } from "../broker";
 import type { LoadMode, RunReport } from "./load-types";
 import { busyBetween, cpuTimes } from "./machine";
-import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, threadCores, threadCpuSecondsOf, type NodeRedInstance } from "./processes";
+import { cpuSecondsOf, EditorWatcher, LoadGenerator, rssOf, Sampler, startNodeRed, threadCores, threadCpuSecondsOf, waitingSecondsOf, type NodeRedInstance } from "./processes";
 import type { BenchOptions, EndToEnd, RssReport, Scaling } from "./result";
 import type { Reference } from "./samples";
 import { distribution } from "./stats";
@@ -58,12 +58,13 @@ export async function endToEnd(
     const mode: LoadMode = { kind: "window", window: options.window };
     const rss = new Sampler(() => rssOf(nodeRed.pid), 250);
     const editor = new EditorWatcher(nodeRed.editor);
-    const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), threads: threadCpuSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
+    const before = { at: Date.now(), nodeRed: cpuSecondsOf(nodeRed.pid), threads: threadCpuSecondsOf(nodeRed.pid), waiting: waitingSecondsOf(nodeRed.pid), broker: brokerCpu(broker), bench: process.cpuUsage(), machine: cpuTimes() };
     // A long warm-up at full load: Node-RED's memory grows for its first half minute or so
     // (V8 sizing its heap, the first major collections), which is not what "flat" asks about.
     const full = await generator.run({ name: "full", mode, warmupMs, durationMs: measuredSeconds * 1000, drainMs: 5000 });
     const seconds = (Date.now() - before.at) / 1000;
     const fullThreads = threadCores(nodeRed.pid, before.threads, threadCpuSecondsOf(nodeRed.pid), seconds);
+    const mainThreadWaiting = (waitingSecondsOf(nodeRed.pid) - before.waiting) / seconds;
     // The generator marks the measured part with Date.now(); moved onto process.hrtime()'s
     // monotonic clock, which `node --cpu-prof` profiles use in every process (to about 1 ms).
     const offsetUs = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
@@ -123,6 +124,7 @@ export async function endToEnd(
       },
       cores,
       threads: fullThreads,
+      ...(Number.isFinite(mainThreadWaiting) ? { mainThreadWaiting } : {}),
       ...(profileDir ? { fullLoadUs, batchUs: onProfileClock(batchRun) } : {}),
     };
   } finally {

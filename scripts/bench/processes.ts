@@ -182,6 +182,19 @@ export function threadCores(pid: number, before: Map<number, number>, after: Map
   return { main: ((after.get(pid) ?? 0) - (before.get(pid) ?? 0)) / seconds, busiest: others.slice(0, 3), rest: others.slice(3).reduce((a, b) => a + b, 0) };
 }
 
+/**
+ * Seconds the thread `tid` of `pid` has so far spent runnable but waiting for a core (the
+ * second field of Linux's schedstat); NaN where the kernel does not keep the count. Its CPU
+ * says how much a thread worked; this says how long it was held up by others wanting the cores.
+ */
+export function waitingSecondsOf(pid: number, tid = pid): number {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 function statCpuSeconds(file: string): number {
   try {
     const stat = fs.readFileSync(file, "utf8");

@@ -86,6 +86,10 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     ]);
     rows.push(["CPU per result: Node-RED / broker", `${micros(e.cores.nodeRed / e.full.throughput)} / ${micros(e.cores.broker / e.full.throughput)}`]);
     if (e.threads) rows.push(["  Node-RED by thread: main / busiest others / rest", byThread(e.threads, e.full.throughput)]);
+    if (e.threads && e.mainThreadWaiting !== undefined) {
+      // The serial stage of one image per envelope: held up by other threads, or by its own work?
+      rows.push(["  Node-RED main thread: running / waiting for a core", `${pct(e.threads.main)} / ${pct(e.mainThreadWaiting)} of the time`]);
+    }
   }
 
   const w = result.wasmEndToEnd;

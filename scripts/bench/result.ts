@@ -39,6 +39,8 @@ export interface EndToEnd {
   cores: { nodeRed: number; broker: number; generator: number; others: number };
   /** Node-RED's CPU during the full-load run by thread (Linux only). */
   threads?: ThreadCores;
+  /** Share of the sustained run Node-RED's main thread spent runnable but waiting for a core (Linux). */
+  mainThreadWaiting?: number;
   profile?: ThreadProfile[];
 }
 
