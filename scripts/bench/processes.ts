@@ -183,13 +183,13 @@ export function threadCores(pid: number, before: Map<number, number>, after: Map
 }
 
 /**
- * Seconds the thread `tid` of `pid` has so far spent runnable but waiting for a core (the
+ * Seconds the main thread of `pid` has so far spent runnable but waiting for a core (the
  * second field of Linux's schedstat); NaN where the kernel does not keep the count. Its CPU
- * says how much a thread worked; this says how long it was held up by others wanting the cores.
+ * says how much the thread worked; this says how long it was held up by others wanting the cores.
  */
-export function waitingSecondsOf(pid: number, tid = pid): number {
+export function waitingSecondsOf(pid: number): number {
   try {
-    return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
+    return Number(fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
   } catch {
     return NaN;
   }
