@@ -141,7 +141,23 @@ describe("DeliveryTracker: what mqtt out dropped is sent again, and only that", 
     const { t, send, events } = tracker({ limit: 3 });
     for (let i = 0; i < 5; i++) send(i);
     assert.deepEqual(t.stats, { tracked: 5, confirmed: 0, resent: 0, givenUp: 2, waiting: 3 });
-    assert.deepEqual(events, [["give-up", 1, "limit"], ["give-up", 1, "limit"]]);
+    assert.deepEqual(events, [["give-up", 1, "limit"]], "the first is said at once, the next waits for the summary");
+  });
+
+  it("a long outage over the limit is reported as a count every giveUpWarnMs, not a warning per message", () => {
+    const { t, send, advance, events } = tracker({ limit: 3, giveUpWarnMs: 10_000, unconfirmedWarnMs: Infinity });
+    for (let i = 0; i < 1003; i++) send(i);
+    assert.deepEqual(events, [["give-up", 1, "limit"]]);
+    advance(9_500);
+    assert.deepEqual(events, [["give-up", 1, "limit"]], "not yet: less than giveUpWarnMs since the last report");
+    advance(500);
+    assert.deepEqual(events, [["give-up", 1, "limit"], ["give-up", 999, "limit"]]);
+    send("one more");
+    advance(500);
+    assert.equal(events.length, 2, "the next report waits its own giveUpWarnMs");
+    t.close();
+    assert.deepEqual(events.slice(2), [["give-up", 1, "limit"], ["give-up", 3, "closed"]], "close says what was left unsaid, then what it drops");
+    assert.equal(t.stats.givenUp, 1004);
   });
 
   it("close gives up what still waits, and says how many", () => {

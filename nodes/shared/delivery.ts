@@ -54,8 +54,13 @@ export interface DeliveryOptions<M> {
   idleMs?: number;
   /** At most this many messages wait for confirmation; beyond it the oldest is given up. */
   limit?: number;
-  /** Called when a message is given up (over the limit, or on close). */
+  /**
+   * Called when messages are given up: on close, and over the limit (the first
+   * at once, later ones summed at most every `giveUpWarnMs`, so a long outage
+   * does not log a warning per message).
+   */
   onGiveUp?: (count: number, why: "limit" | "closed") => void;
+  giveUpWarnMs?: number;
   /** Called when messages are sent again, with how many. */
   onResend?: (count: number) => void;
   /** Called once when messages wait `unconfirmedWarnMs` and nothing was ever confirmed. */
@@ -87,12 +92,15 @@ export class DeliveryTracker<M extends object> {
   private slowest = 0;
   private slowestAt = 0;
   private warnedUnconfirmed = false;
+  /** Given up over the limit and not yet reported, and when the last report was. */
+  private givenUpUnreported = 0;
+  private givenUpReportedAt = -Infinity;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly counts = { tracked: 0, confirmed: 0, resent: 0, givenUp: 0 };
 
   constructor(options: DeliveryOptions<M>) {
-    this.options = { tickMs: 500, idleMs: 10_000, limit: 10_000, unconfirmedWarnMs: 10_000, now: Date.now, timer: true, ...options };
+    this.options = { tickMs: 500, idleMs: 10_000, limit: 10_000, unconfirmedWarnMs: 10_000, giveUpWarnMs: 10_000, now: Date.now, timer: true, ...options };
   }
 
   /** Marks `msg` and keeps it until it comes back; `resend` sends a copy again. Call before sending it. */
@@ -108,7 +116,8 @@ export class DeliveryTracker<M extends object> {
       const oldest = this.pending.keys().next().value as number;
       this.pending.delete(oldest);
       this.counts.givenUp++;
-      this.options.onGiveUp?.(1, "limit");
+      this.givenUpUnreported++;
+      this.reportGivenUp(false);
     }
     this.startTimer();
   }
@@ -160,6 +169,7 @@ export class DeliveryTracker<M extends object> {
       entry.resend(copy);
     }
     if (again.length) this.options.onResend?.(again.length);
+    this.reportGivenUp(false);
     if (!this.everConfirmed && !this.warnedUnconfirmed && this.pending.size > 0) {
       const oldest = this.pending.values().next().value as Pending<M>;
       if (now - oldest.sentAt >= this.options.unconfirmedWarnMs) {
@@ -167,7 +177,7 @@ export class DeliveryTracker<M extends object> {
         this.options.onNeverConfirmed?.();
       }
     }
-    if (this.pending.size === 0) this.stopTimer();
+    if (this.pending.size === 0 && this.givenUpUnreported === 0) this.stopTimer();
   }
 
   get stats(): DeliveryCounts {
@@ -186,11 +196,22 @@ export class DeliveryTracker<M extends object> {
   close(): void {
     this.closed = true;
     this.stopTimer();
+    this.reportGivenUp(true);
     if (this.pending.size > 0) {
       this.counts.givenUp += this.pending.size;
       this.options.onGiveUp?.(this.pending.size, "closed");
     }
     this.pending.clear();
+  }
+
+  /** Says how many were given up over the limit since it last said so, if that was `giveUpWarnMs` ago (or when `anyway`). */
+  private reportGivenUp(anyway: boolean): void {
+    if (this.givenUpUnreported === 0) return;
+    const at = this.options.now();
+    if (!anyway && at - this.givenUpReportedAt < this.options.giveUpWarnMs) return;
+    this.options.onGiveUp?.(this.givenUpUnreported, "limit");
+    this.givenUpUnreported = 0;
+    this.givenUpReportedAt = at;
   }
 
   private roundTrip(now: number): number {
