@@ -71,6 +71,7 @@ from synth.augment import augment, build_banks, node_view  # noqa: E402
 from synth.card import MODEL_NAME, OPSET, model_card, to_json, write_samples  # noqa: E402
 from synth.network import MnistCnn, ema_update, per_digit_accuracy, predict  # noqa: E402
 from synth.split import gather, load_digits, more_training_digits, split_indices  # noqa: E402
+from synth.distill import distillation_loss, load_teachers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -115,6 +116,12 @@ def main():
                    help="logits are divided by this (folded into the last layer); the default was "
                         "fitted (negative log-likelihood) on the calibration set of synth/threshold.py "
                         "for the weights these defaults train")
+    p.add_argument("--teachers", default="", help="distil from these --save-state files (comma-separated; "
+                   "networks of --teacher-channels/--teacher-hidden; development)")
+    p.add_argument("--teacher-channels", default="16,32,96")
+    p.add_argument("--teacher-hidden", type=int, default=192)
+    p.add_argument("--kd-weight", type=float, default=0.5, help="with --teachers: share of the distillation loss")
+    p.add_argument("--kd-temperature", type=float, default=2.0)
     p.add_argument("--save-state", default="", help="save the trained weights (development)")
     p.add_argument("--load-state", default="", help="skip training, export these weights "
                    "(development: e.g. another --temperature; bank sizes and timings come from the .json "
@@ -193,6 +200,8 @@ def main():
         opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2)
     gen = torch.Generator().manual_seed(args.seed)
 
+    teachers = load_teachers(args.teachers, tuple(int(c) for c in args.teacher_channels.split(",")),
+                             args.teacher_hidden) if args.teachers else []
     average = copy.deepcopy(model) if args.ema > 0 else model
     t_train = time.time()
     if args.load_state:
@@ -222,6 +231,9 @@ def main():
             # Outlier exposure (Hendrycks et al. 2019): cross-entropy to the uniform distribution.
             oe = -F.log_softmax(logits[n_dig:], 1).mean(1).mean()
             loss = ce + args.oe_weight * oe
+            if teachers:
+                kd = distillation_loss(logits[:n_dig], xb[:n_dig], teachers, args.kd_temperature)
+                loss = (1 - args.kd_weight) * ce + args.kd_weight * kd + args.oe_weight * oe
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
