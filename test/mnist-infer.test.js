@@ -123,6 +123,9 @@ describe("mnist-infer", () => {
       assert.equal(r.probabilities.length, 10);
       assert.ok(Math.abs(r.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-4);
       assert.equal(r.confidence, Math.max(...r.probabilities));
+      // Rounded, not a float32's 17 digits of noise: 8 decimals, times to 0.0001 ms.
+      for (const p of r.probabilities) assert.equal(p, Math.round(p * 1e8) / 1e8, `probability ${p}`);
+      for (const key of ["preprocessMs", "queueMs", "inferenceMs"]) assert.equal(r.timings[key], Math.round(r.timings[key] * 1e4) / 1e4, `${key} ${r.timings[key]}`);
       assert.match(r.model.sha256, /^[0-9a-f]{64}$/);
       assert.ok(r.timings.inferenceMs >= 0 && r.timings.batchSize >= 1);
       if (r.correct) correct++;

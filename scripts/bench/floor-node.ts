@@ -7,6 +7,7 @@
 // the least any classifier node pays on this chain.
 import fs from "node:fs";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { roundProbability } from "../../nodes/mnist-infer/inference/prediction";
 
 interface Answer {
   digit: number;
@@ -19,9 +20,10 @@ const MODEL = { name: "floor", sha256: "", backend: "native" };
 function floorNode(RED: NodeAPI): void {
   const answers = new Map<string, Answer>();
   for (const a of JSON.parse(fs.readFileSync(process.env[floorNode.ANSWERS_ENV] ?? "", "utf8")) as Array<{ base64: string; digit: number; confidence: number }>) {
-    // Ten probabilities as mnist-infer sends them (full doubles), so the replies weigh the same.
-    const probabilities = Array.from({ length: 10 }, (_, d) => (d === a.digit ? a.confidence : (1 - a.confidence) / 9));
-    answers.set(a.base64, { digit: a.digit, confidence: a.confidence, probabilities });
+    // Ten probabilities rounded as mnist-infer sends them, so the replies weigh the same.
+    const confidence = roundProbability(a.confidence);
+    const probabilities = Array.from({ length: 10 }, (_, d) => (d === a.digit ? confidence : roundProbability((1 - a.confidence) / 9)));
+    answers.set(a.base64, { digit: a.digit, confidence, probabilities });
   }
   const result = (image: string, label: number | undefined) => {
     const a = answers.get(image);
