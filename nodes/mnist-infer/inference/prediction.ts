@@ -14,8 +14,8 @@ export interface Prediction {
 
 /**
  * Probabilities to 8 decimals, times to 0.1 µs: a float32 read as a double prints
- * 17 digits of noise (0.0012345678359270096), which made every reply a third
- * longer to write, send and parse, and told no one anything.
+ * 17 digits of noise (0.0012345678359270096), which made every reply a third to
+ * a half longer to write, send and parse, and told no one anything.
  */
 export const roundProbability = (p: number): number => Math.round(p * 1e8) / 1e8;
 const roundMs = (ms: number): number => Math.round(ms * 1e4) / 1e4;
