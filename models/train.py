@@ -230,10 +230,11 @@ def main():
             ce = F.cross_entropy(logits[:n_dig], yb, label_smoothing=0.05)
             # Outlier exposure (Hendrycks et al. 2019): cross-entropy to the uniform distribution.
             oe = -F.log_softmax(logits[n_dig:], 1).mean(1).mean()
-            loss = ce + args.oe_weight * oe
+            digit_loss = ce
             if teachers:
                 kd = distillation_loss(logits[:n_dig], xb[:n_dig], teachers, args.kd_temperature)
-                loss = (1 - args.kd_weight) * ce + args.kd_weight * kd + args.oe_weight * oe
+                digit_loss = (1 - args.kd_weight) * ce + args.kd_weight * kd
+            loss = digit_loss + args.oe_weight * oe
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

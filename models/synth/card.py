@@ -127,7 +127,7 @@ def model_card(args, blob, digits, held_idx, picks, figures):
                      "to the uniform distribution on non-digits (outlier exposure)"
                      + (f"; on digits, {args.kd_weight} x distillation (KL divergence at temperature "
                         f"{args.kd_temperature}) from {len(args.teachers.split(','))} trained networks in place of "
-                        f"that share of the cross-entropy" if getattr(args, "teachers", "") else "")),
+                        f"that share of the cross-entropy" if args.teachers else "")),
             "batch": f"{args.batch} MNIST digits + {args.batch} canvas/paper digits + {args.neg_batch} non-digits",
             "augmentation": ("on the fly: affine (rotation +-15 deg, scale +-15 %, shear +-0.15, shift +-2.5 px), "
                              "elastic distortion (sigma 4 px, up to 3 px) for half, stroke thickening/thinning, "
