@@ -1,0 +1,105 @@
+"use strict";
+// The package's own PNG decoder (image/png.ts) on PNGs written by sharp, whose
+// rows use every one of PNG's five row filters, in every colour type it decodes,
+// and on palette and low-bit grey PNGs against sharp's own decoding.
+const { describe, it } = require("node:test");
+const assert = require("node:assert/strict");
+const zlib = require("zlib");
+const sharp = require("sharp");
+
+const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+
+/** A seeded mix of smooth gradients, edges and noise: libpng's adaptive filtering then picks every filter. */
+function pixels(width, height, channels, seed) {
+  const data = Buffer.alloc(width * height * channels);
+  let state = seed;
+  for (let i = 0; i < data.length; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    const x = Math.floor(i / channels) % width;
+    const y = Math.floor(i / channels / width);
+    data[i] = seed % 3 === 0 ? (x * 9 + y * 5 + (i % channels) * 40) & 255 : seed % 3 === 1 ? ((x ^ y) * 17 + (state >>> 29)) & 255 : state >>> 24;
+  }
+  return data;
+}
+
+/** The row filter of each row, read from the PNG's inflated image data. */
+function rowFilters(png, rowBytes) {
+  const idat = [];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    if (png.toString("latin1", at + 4, at + 8) === "IDAT") idat.push(png.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  return Array.from({ length: raw.length / (rowBytes + 1) }, (_, y) => raw[y * (rowBytes + 1)]);
+}
+
+describe("PNG decoding", () => {
+  it("decodes every row filter, in place: grey, grey with alpha, RGB and RGBA PNGs written by sharp", async () => {
+    const filtersSeen = new Set();
+    const colourTypesSeen = new Set();
+    for (const channels of [1, 2, 3, 4]) {
+      for (let seed = 1; seed <= 6; seed++) {
+        const [width, height] = [17 + seed * 5, 9 + seed * 3];
+        const original = pixels(width, height, channels, seed);
+        let image = sharp(original, { raw: { width, height, channels } });
+        if (channels <= 2) image = image.toColourspace("b-w"); // written as grey, not as RGB
+        const png = await image.png({ adaptiveFiltering: true }).toBuffer();
+        colourTypesSeen.add(png[25]); // IHDR's colour type
+        for (const filter of rowFilters(png, width * channels)) filtersSeen.add(filter);
+        const decoded = decodePng(png);
+        assert.deepEqual([decoded.width, decoded.height, decoded.channels], [width, height, channels], `${channels} channels, seed ${seed}`);
+        assert.equal(decoded.data.length, width * height * channels, "no filter bytes or spare bytes left in the pixels");
+        // PNG is lossless: the pixels sharp was given.
+        assert.ok(Buffer.from(decoded.data).equals(original), `the pixels sharp encoded: ${channels} channels, seed ${seed}`);
+      }
+    }
+    assert.deepEqual([...colourTypesSeen].sort(), [0, 2, 4, 6], "grey, RGB, grey with alpha and RGBA PNGs");
+    assert.deepEqual([...filtersSeen].sort(), [0, 1, 2, 3, 4], "the PNGs used all five row filters");
+  });
+
+  it("decodes palette and 1-, 2- and 4-bit grey PNGs as sharp does", async () => {
+    const [width, height] = [23, 19];
+    const cases = [
+      // Over 16 colours, so 8 bits per index (the decoder leaves smaller palettes to sharp).
+      ["a palette of 100 colours", await sharp(pixels(width, height, 3, 4), { raw: { width, height, channels: 3 } }).png({ palette: true, colours: 100, dither: 0 }).toBuffer(), 4],
+      ["a palette with transparency", await sharp(pixels(width, height, 4, 5), { raw: { width, height, channels: 4 } }).png({ palette: true, colours: 100, dither: 0 }).toBuffer(), 4],
+      ...[1, 2, 4].map((bits) => [`${bits}-bit grey`, lowBitGreyPng(width, height, bits), 1]),
+    ];
+    for (const [name, png, channels] of cases) {
+      const decoded = decodePng(png);
+      const expected = await sharp(png)[channels === 4 ? "ensureAlpha" : "toColourspace"](channels === 4 ? 1 : "b-w").raw().toBuffer();
+      assert.equal(decoded.channels, channels, name);
+      assert.ok(Buffer.from(decoded.data).equals(expected), `the same pixels as sharp: ${name}`);
+    }
+  });
+});
+
+/** A greyscale PNG of `bits` bits per pixel (sharp writes these only for palettes), with a Sub filter on odd rows. */
+function lowBitGreyPng(width, height, bits) {
+  const stride = Math.ceil((width * bits) / 8);
+  const rows = Buffer.alloc((stride + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const packed = Buffer.alloc(stride);
+    for (let x = 0; x < width; x++) {
+      const level = (x + y * 3) % (1 << bits);
+      packed[Math.floor((x * bits) / 8)] |= level << (8 - bits - ((x * bits) % 8));
+    }
+    const row = y * (stride + 1);
+    rows[row] = y % 2; // None on even rows, Sub (byte minus the byte to its left) on odd ones
+    for (let i = 0; i < stride; i++) rows[row + 1 + i] = y % 2 ? (packed[i] - (i > 0 ? packed[i - 1] : 0)) & 255 : packed[i];
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = bits;
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, "latin1");
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", zlib.deflateSync(rows)), chunk("IEND", Buffer.alloc(0))]);
+}
