@@ -7,7 +7,7 @@ const assert = require("node:assert/strict");
 const zlib = require("zlib");
 const sharp = require("sharp");
 
-const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
+const { decodePng, pngOfScanlines } = require("../dist/nodes/mnist-infer/image/png.js");
 
 /** A seeded mix of smooth gradients, edges and noise: libpng's adaptive filtering then picks every filter. */
 function pixels(width, height, channels, seed) {
@@ -89,17 +89,5 @@ function lowBitGreyPng(width, height, bits) {
     rows[row] = y % 2; // None on even rows, Sub (byte minus the byte to its left) on odd ones
     for (let i = 0; i < stride; i++) rows[row + 1 + i] = y % 2 ? (packed[i] - (i > 0 ? packed[i - 1] : 0)) & 255 : packed[i];
   }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = bits;
-  const chunk = (type, data) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, "latin1");
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
-    return Buffer.concat([head, data, crc]);
-  };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", zlib.deflateSync(rows)), chunk("IEND", Buffer.alloc(0))]);
+  return pngOfScanlines(rows, width, height, bits, 0);
 }

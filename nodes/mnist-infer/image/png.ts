@@ -196,14 +196,19 @@ function chunk(type: string, data: Buffer): Buffer {
 
 /** Encodes 8-bit greyscale pixels as a PNG (used for the "what the model saw" output). */
 export function encodeGreyPng(pixels: Uint8Array, width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // greyscale
-  const scanlines = Buffer.alloc((width + 1) * height);
+  const scanlines = Buffer.alloc((width + 1) * height); // filter byte 0 (none) before each row
   for (let y = 0; y < height; y++) {
     scanlines.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
   }
+  return pngOfScanlines(scanlines, width, height, 8, 0);
+}
+
+/** A PNG file of rows already laid out as PNG stores them, each after its filter byte (PNG spec 7.3). */
+export function pngOfScanlines(scanlines: Buffer, width: number, height: number, bitDepth: number, colourType: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = bitDepth;
+  ihdr[9] = colourType;
   return Buffer.concat([PNG_SIGNATURE, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(scanlines)), chunk("IEND", Buffer.alloc(0))]);
 }
