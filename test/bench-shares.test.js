@@ -37,6 +37,16 @@ describe("bench shares against the limit", () => {
     assert.deepEqual(nodeAlone.slice(1), ["13,000/s = 50%", "≥ 60%", false]);
   });
 
+  it("says when the limit's second thread hardly ran on a machine of two cores or more (its shares are then too high)", () => {
+    const note = (limits, options, cpus) => shareRows({ options, machine: { cpus }, limits }).find((row) => typeof row === "string" && row.includes("as fast as on one"));
+    const starved = { ...measured(29_000, 22_100), again: measured(28_200, 22_000) }; // 1.31× one thread at best
+    assert.match(note(starved, {}, 2) ?? "", /only 1\.31× as fast as on one \(29,000\/s against 22,100\/s\),\n  though it had 2 cores/);
+    assert.equal(note({ ...starved, again: measured(41_000, 22_000) }, {}, 2), undefined, "one measurement at 1.86× is a limit the second thread reached");
+    assert.equal(note(starved, { cores: 1 }, 2), undefined, "pinned to one core, one thread is all it can have");
+    assert.equal(note(starved, {}, 1), undefined, "a one-core machine");
+    assert.equal(note(measured(19_000, 22_100), {}, 2), undefined, "slower than one thread (under 0.9×) has its own note");
+  });
+
   it("bounds what any classifier node could reach from the floor run: cores ÷ (floor CPU per result + inference per image)", () => {
     const limits = measured(50_000, 25_000); // one thread: 40 µs per image
     const run = (throughput, nodeRed, broker, generator, batch) => ({

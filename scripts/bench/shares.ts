@@ -9,6 +9,12 @@ import { limitRate, type Limit } from "./limits";
 import type { BenchResult, EndToEnd, Floor } from "./result";
 
 export const TARGETS = { single: 0.25, batch: 0.6, nodeAlone: 0.6, rss: 0.1 };
+/**
+ * With two cores or more, a limit under 1.5 times the one-thread rate means its
+ * second thread hardly ran. On the project's 2-core machine it measured 1.8–1.9×
+ * when free, and 1.2–1.3× in every measurement of one run (5 December, 00:42).
+ */
+const SECOND_THREAD_GAIN = 1.5;
 
 export function shareRows(result: BenchResult): Array<Row | string> {
   const { limits } = result;
@@ -38,6 +44,14 @@ export function shareRows(result: BenchResult): Array<Row | string> {
       `note: onnxruntime-node ran slower on its default threads than on one (${rate(native)} against ${rate(oneThread)}):\n` +
         `  other work on the machine holds up its thread pool, whose every step waits for its slowest thread.\n` +
         `  The limit is too low and the shares too high: run again when the machine is quieter.`,
+    );
+  }
+  const cores = Math.min(result.options.cores ?? Infinity, result.machine?.cpus ?? 0);
+  if (native && oneThread && native >= 0.9 * oneThread && cores >= 2 && native < SECOND_THREAD_GAIN * oneThread) {
+    rows.push(
+      `note: on its default threads onnxruntime-node ran only ${(native / oneThread).toFixed(2)}× as fast as on one (${rate(native)} against ${rate(oneThread)}),\n` +
+        `  though it had ${cores} cores: in every measurement its threads were short of a core (other work, or two\n` +
+        `  virtual cores on one physical core). If this machine is not always so, the limit is low and the shares high: run again.`,
     );
   }
   if (native || wasm) rows.push("Shares of the limit (the higher of its measurements, so a busy moment flatters no share)");
