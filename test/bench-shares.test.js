@@ -47,6 +47,18 @@ describe("bench shares against the limit", () => {
     assert.equal(note(measured(19_000, 22_100), {}, 2), undefined, "slower than one thread (under 0.9×) has its own note");
   });
 
+  it("prints the first request against the hundredth after the start, and after a redeploy when the run measured one", () => {
+    const first = (a, b, m) => ({ first: a, hundredth: b, median: m, run: {} });
+    const endToEnd = { full: { throughput: 10_000 }, batch: { run: { throughput: 24_000, batch: 32 } }, rss: { change: 0.02 }, firstAfterDeploy: first(4.55, 0.99, 1.02) };
+    const rowsOf = (e) => shareRows({ options: {}, machine: { cpus: 2 }, limits: measured(40_000, 22_000), endToEnd: e }).filter(Array.isArray);
+    const firstRows = (e) => rowsOf(e).filter((row) => row[0].includes("first request") || row[0].includes("redeploy")).map((row) => [row[0].trim(), row[1]]);
+    assert.deepEqual(firstRows({ ...endToEnd, firstAfterRedeploy: first(1.7, 0.95, 12.5) }), [
+      ["first request after the deploy / the hundredth (median of 100)", "4.55 ms / 0.99 ms (1.02 ms)"],
+      ["after a redeploy of mnist-infer alone", "1.70 ms / 0.95 ms (12.5 ms)"],
+    ]);
+    assert.deepEqual(firstRows(endToEnd), [["first request after the deploy / the hundredth (median of 100)", "4.55 ms / 0.99 ms (1.02 ms)"]], "a result written before the redeploy was measured");
+  });
+
   it("bounds what any classifier node could reach from the floor run: cores ÷ (floor CPU per result + inference per image)", () => {
     const limits = measured(50_000, 25_000); // one thread: 40 µs per image
     const run = (throughput, nodeRed, broker, generator, batch) => ({

@@ -10,6 +10,8 @@ export const micros = (seconds: number) => `${(seconds * 1e6).toFixed(0)} µs`;
 export const mb = (v: number) => `${(v / 2 ** 20).toFixed(0)} MB`;
 export const mbRange = (w: { low: number; high: number }) => `${(w.low / 2 ** 20).toFixed(0)}–${mb(w.high)}`;
 export const signed = (v: number) => `${v >= 0 ? "+" : ""}${pct(v)}`;
+/** The first request of 100 against the hundredth, and the median of the 100. */
+export const firstAgainstHundredth = (f: { first: number; hundredth: number; median: number }) => `${ms(f.first)} / ${ms(f.hundredth)} (${ms(f.median)})`;
 
 /** Rows as aligned lines; a string is a heading, with a blank line before it. */
 export function format(rows: Array<Row | string>): string[] {

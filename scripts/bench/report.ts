@@ -4,7 +4,7 @@ import type { ThreadCores } from "./processes";
 import type { BenchResult, EndToEnd } from "./result";
 import { format, mb, mbRange, micros, ms, pct, rate, signed, type Row } from "./format";
 import type { RunReport } from "./load-types";
-import { shareRows } from "./shares";
+import { firstRequestRows, shareRows } from "./shares";
 
 const ORIGINAL_LOW = 400;
 const ORIGINAL_HIGH = 600;
@@ -61,7 +61,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(e.paced.latency.p50)} / ${ms(e.paced.latency.p99)}`, "p50 ≤ 5 ms", e.paced.latency.p50 <= 5]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(e.lone.latency.p50)} / ${ms(e.lone.latency.p99)}`]);
     rows.push(...firstAndBatch(e));
-    const runs = [e.firstAfterDeploy.run, e.lone, e.full, e.paced, e.batch.run];
+    const runs = [e.firstAfterDeploy.run, e.lone, e.full, e.paced, e.batch.run, ...(e.firstAfterRedeploy ? [e.firstAfterRedeploy.run] : [])];
     rows.push(integrity(runs));
     rows.push(["error replies (all runs)", errorText(runs)]);
     rows.push(["accuracy of the results (digit = label)", `${((100 * sum(runs, (r) => r.correct)) / Math.max(1, sum(runs, (r) => r.results))).toFixed(1)}%`]);
@@ -101,7 +101,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(w.paced.latency.p50)} / ${ms(w.paced.latency.p99)}`]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(w.lone.latency.p50)} / ${ms(w.lone.latency.p99)}`]);
     rows.push(...firstAndBatch(w));
-    const wasmRuns = [w.firstAfterDeploy.run, w.lone, w.full, w.paced, w.batch.run];
+    const wasmRuns = [w.firstAfterDeploy.run, w.lone, w.full, w.paced, w.batch.run, ...(w.firstAfterRedeploy ? [w.firstAfterRedeploy.run] : [])];
     rows.push(integrity(wasmRuns));
     rows.push(["error replies (all runs)", errorText(wasmRuns)]);
     rows.push(["Node-RED RSS, mean of first → last 20%", `${mb(w.rss.first.mean)} → ${mb(w.rss.last.mean)} (${signed(w.rss.change)})`, "flat, ±10%", Math.abs(w.rss.change) <= 0.1]);
@@ -131,7 +131,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
 function firstAndBatch(e: EndToEnd): Row[] {
   const b = e.batch.run;
   return [
-    ["first request after the deploy / the hundredth (median of 100)", `${ms(e.firstAfterDeploy.first)} / ${ms(e.firstAfterDeploy.hundredth)} (${ms(e.firstAfterDeploy.median)})`],
+    ...firstRequestRows(e),
     [`batches of ${b.batch}, ${(b.mode as { window: number }).window} in flight: images/s`, rate(b.throughput)],
     ["  latency of a whole batch reply, p50 / p99", `${ms(b.latency.p50)} / ${ms(b.latency.p99)}`],
     ["  CPU per image: Node-RED / broker", `${micros(e.batch.cores.nodeRed / b.throughput)} / ${micros(e.batch.cores.broker / b.throughput)}`],

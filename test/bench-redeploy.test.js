@@ -1,0 +1,52 @@
+"use strict";
+// The benchmark's redeploy (scripts/bench/redeploy.ts): the first request after a
+// redeploy is only comparable with the hundredth if the redeploy restarts mnist-infer
+// and nothing else. Checked on a real Node-RED with Mosquitto and the shipped flow.
+const { describe, it, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const mqtt = require("mqtt");
+const { startTestBroker } = require("./support/broker");
+const { loadSamples } = require("./support/samples");
+const { startNodeRed } = require("../dist/scripts/bench/processes.js");
+const { redeployInferNodes } = require("../dist/scripts/bench/redeploy.js");
+
+const count = (text, pattern) => text.match(pattern)?.length ?? 0;
+
+describe("bench: redeploy of mnist-infer alone", () => {
+  let broker;
+  let nodeRed;
+  before(async () => {
+    broker = await startTestBroker();
+    nodeRed = await startNodeRed("flows/mnist-infer.json", broker.url);
+  });
+  after(async () => {
+    await nodeRed?.stop();
+    await broker?.stop();
+  });
+
+  it("restarts every mnist-infer node (its model loaded again), keeps the mqtt nodes connected, and the node answers after it", async () => {
+    const connections = count(nodeRed.output(), /Connected to broker/g);
+    assert.equal(count(nodeRed.output(), /model \S+ loaded/g), 1);
+
+    await redeployInferNodes(nodeRed);
+
+    assert.equal(count(nodeRed.output(), /model \S+ loaded/g), 2, "the model was loaded again");
+    assert.equal(count(nodeRed.output(), /Connected to broker/g), connections, "the mqtt nodes were not restarted");
+    const { flows } = await (await fetch(`${nodeRed.editor}/flows`, { headers: { "Node-RED-API-Version": "v2" } })).json();
+    const infer = flows.filter((node) => node.type === "mnist-infer");
+    assert.ok(infer.length > 0 && infer.every((node) => node.name.endsWith("(redeployed)")), JSON.stringify(infer.map((node) => node.name)));
+
+    const [sample] = loadSamples(1);
+    const client = await mqtt.connectAsync(broker.url);
+    try {
+      await client.subscribeAsync("result");
+      const reply = new Promise((resolve) => client.on("message", (_topic, payload) => resolve(JSON.parse(payload.toString()))));
+      await client.publishAsync("mnist", JSON.stringify({ id: "after-redeploy", image: sample.bytes.toString("base64") }));
+      const result = await reply;
+      assert.equal(result.id, "after-redeploy");
+      assert.equal(result.digit, sample.label);
+    } finally {
+      await client.endAsync();
+    }
+  });
+});
