@@ -4,9 +4,9 @@
 // and nothing else. Checked on a real Node-RED with Mosquitto and the shipped flow.
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const mqtt = require("mqtt");
 const { startTestBroker } = require("./support/broker");
 const { loadSamples } = require("./support/samples");
+const { replyCounter, requests, settled, until } = require("./support/replies");
 const { startNodeRed } = require("../dist/scripts/bench/processes.js");
 const { redeployInferNodes } = require("../dist/scripts/bench/redeploy.js");
 
@@ -37,16 +37,15 @@ describe("bench: redeploy of mnist-infer alone", () => {
     assert.ok(infer.length > 0 && infer.every((node) => node.name.endsWith("(redeployed)")), JSON.stringify(infer.map((node) => node.name)));
 
     const [sample] = loadSamples(1);
-    const client = await mqtt.connectAsync(broker.url);
+    const replies = await replyCounter(broker.url);
     try {
-      await client.subscribeAsync("result");
-      const reply = new Promise((resolve) => client.on("message", (_topic, payload) => resolve(JSON.parse(payload.toString()))));
-      await client.publishAsync("mnist", JSON.stringify({ id: "after-redeploy", image: sample.bytes.toString("base64") }));
-      const result = await reply;
-      assert.equal(result.id, "after-redeploy");
-      assert.equal(result.digit, sample.label);
+      replies.client.publish("mnist", requests([sample])("after-redeploy-0"));
+      assert.ok(await until(() => replies.replies() > 0, 30_000), "no reply within 30 s of the request");
+      await settled(replies.replies, 500);
+      assert.deepEqual([...replies.answers], [["after-redeploy-0", 1]], "one result, for the request");
+      assert.equal(JSON.parse(replies.bodies.get("after-redeploy-0")[0]).digit, sample.label);
     } finally {
-      await client.endAsync();
+      await replies.client.endAsync();
     }
   });
 });
