@@ -48,4 +48,16 @@ describe("bench: redeploy of mnist-infer alone", () => {
       await replies.client.endAsync();
     }
   });
+
+  it("says so when the flow has no mnist-infer node to redeploy, and leaves the flow as it was", async () => {
+    const output = await startNodeRed("flows/mnist-output.json", broker.url, [], { ready: [/Started flows/, /Connected to broker/] });
+    try {
+      const before = await (await fetch(`${output.editor}/flows`, { headers: { "Node-RED-API-Version": "v2" } })).json();
+      await assert.rejects(redeployInferNodes(output), /the flow has no mnist-infer node to redeploy/);
+      const after = await (await fetch(`${output.editor}/flows`, { headers: { "Node-RED-API-Version": "v2" } })).json();
+      assert.equal(after.rev, before.rev, "nothing was deployed");
+    } finally {
+      await output.stop();
+    }
+  });
 });
