@@ -107,8 +107,8 @@ export async function endToEnd(
 
     // A redeploy of mnist-infer alone, as after a change to one of its settings. Node-RED's own
     // code is warm by now (unlike after the start above), so this shows what the node's own
-    // warm-up leaves for the first request.
-    // A flow that cannot be redeployed so (no mnist-infer node, a model that fails) loses this row, not the stage.
+    // warm-up leaves for the first request. A flow that cannot be redeployed so (no mnist-infer
+    // node, a model that fails to load) loses this row, not the stage.
     const redeployed = await redeployInferNodes(nodeRed).then(
       () => true,
       (err: Error) => void say(`  no redeploy measured: ${err.message.split("\n")[0]}`),
