@@ -109,11 +109,10 @@ export async function endToEnd(
     // code is warm by now (unlike after the start above), so this shows what the node's own
     // warm-up leaves for the first request. A flow that cannot be redeployed so (no mnist-infer
     // node, a model that fails to load) loses this row, not the stage.
-    const redeployed = await redeployInferNodes(nodeRed).then(
-      () => true,
+    const firstAfterRedeploy = await redeployInferNodes(nodeRed).then(
+      () => firstHundred(generator, "redeploy"),
       (err: Error) => void say(`  no redeploy measured: ${err.message.split("\n")[0]}`),
     );
-    const firstAfterRedeploy = redeployed ? await firstHundred(generator, "redeploy") : undefined;
     if (firstAfterRedeploy) say(`  after a redeploy of mnist-infer: ${firstHundredText(firstAfterRedeploy)}`);
 
     return {

@@ -61,7 +61,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(e.paced.latency.p50)} / ${ms(e.paced.latency.p99)}`, "p50 ≤ 5 ms", e.paced.latency.p50 <= 5]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(e.lone.latency.p50)} / ${ms(e.lone.latency.p99)}`]);
     rows.push(...firstAndBatch(e));
-    const runs = [e.firstAfterDeploy.run, e.lone, e.full, e.paced, e.batch.run, ...(e.firstAfterRedeploy ? [e.firstAfterRedeploy.run] : [])];
+    const runs = runsOf(e);
     rows.push(integrity(runs));
     rows.push(["error replies (all runs)", errorText(runs)]);
     rows.push(["accuracy of the results (digit = label)", `${((100 * sum(runs, (r) => r.correct)) / Math.max(1, sum(runs, (r) => r.results))).toFixed(1)}%`]);
@@ -101,7 +101,7 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
     rows.push(["latency at 200 requests/s, p50 / p99", `${ms(w.paced.latency.p50)} / ${ms(w.paced.latency.p99)}`]);
     rows.push(["latency of lone requests (idle), p50 / p99", `${ms(w.lone.latency.p50)} / ${ms(w.lone.latency.p99)}`]);
     rows.push(...firstAndBatch(w));
-    const wasmRuns = [w.firstAfterDeploy.run, w.lone, w.full, w.paced, w.batch.run, ...(w.firstAfterRedeploy ? [w.firstAfterRedeploy.run] : [])];
+    const wasmRuns = runsOf(w);
     rows.push(integrity(wasmRuns));
     rows.push(["error replies (all runs)", errorText(wasmRuns)]);
     rows.push(["Node-RED RSS, mean of first → last 20%", `${mb(w.rss.first.mean)} → ${mb(w.rss.last.mean)} (${signed(w.rss.change)})`, "flat, ±10%", Math.abs(w.rss.change) <= 0.1]);
@@ -125,6 +125,11 @@ export function printReport(result: BenchResult, batchSizes: number[]): void {
 
   for (const line of format(rows)) console.log(line);
   if (e?.profile?.length) printProfile(e.profile);
+}
+
+/** Every run of an end-to-end stage, for the integrity, error and accuracy rows. */
+function runsOf(e: EndToEnd): RunReport[] {
+  return [e.firstAfterDeploy.run, e.lone, e.full, e.paced, e.batch.run, ...(e.firstAfterRedeploy ? [e.firstAfterRedeploy.run] : [])];
 }
 
 /** The first request after the deploy against the hundredth, and the batch-request run. */

@@ -2,8 +2,8 @@
 // on the shipped model, measured in this run) and every figure as a share of
 // it, with the targets: end to end one image per envelope ≥ 25%, batches of
 // 32 ≥ 60%, the node alone ≥ 60%, RSS flat (±10%); and the first request after
-// a deploy, and after a redeploy of mnist-infer, against the hundredth. With stage 6, the most any classifier node
-// could reach on this chain (the floor).
+// a deploy, and after a redeploy of mnist-infer, against the hundredth. With
+// stage 6, the most any classifier node could reach on this chain (the floor).
 import { firstAgainstHundredth, pct, rate, micros, signed, type Row } from "./format";
 import { limitRate, type Limit } from "./limits";
 import type { BenchResult, EndToEnd, Floor } from "./result";
