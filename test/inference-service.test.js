@@ -147,4 +147,22 @@ describe("inference service: the queue's byte budget and overflow", { timeout: 6
     assert.deepEqual([current.stats.batches, current.stats.largestBatch], [1, 32], "not the first image alone, then the rest");
     assert.ok(predictions.every((p) => p.timings.batchSize === 32));
   });
+
+  it("a PNG refused by its header is refused at once, counted as taken and failed, and holds no place in the queue", async () => {
+    current = service({ maxPixels: 10000 });
+    await new Promise((resolve) => current.once("state", resolve));
+    const big = Buffer.from(samples[0].bytes);
+    big.writeUInt32BE(2000, 16); // the header now says 2000 × 28 pixels
+    const truncated = samples[1].bytes.subarray(0, 20);
+    const refused = [current.classify({ kind: "bytes", bytes: big }), current.classify({ kind: "bytes", bytes: truncated })];
+    // Nothing waits for them, not even for a turn of the event loop.
+    assert.equal(current.backlog, 0);
+    assert.equal(current.backlogBytes, 0);
+    const done = await outcomes([...refused, current.classify({ kind: "bytes", bytes: samples[2].bytes })]);
+    assert.equal(done[0].code, "too-large");
+    assert.match(done[0].message, /2000×28 pixels, over the limit of 10000 pixels/);
+    assert.equal(done[1].code, "truncated");
+    assert.deepEqual(done[2], { digit: samples[2].label });
+    assert.deepEqual([current.stats.accepted, current.stats.failed, current.stats.completed], [3, 2, 1]);
+  });
 });

@@ -41,7 +41,12 @@ export function queuedSizeBound(bytes: Buffer): number {
   return WORKING_SIDE * WORKING_SIDE * 4;
 }
 
-export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
+/**
+ * The image as the worker takes it, when that needs no waiting: a small plain PNG
+ * goes as it is, undecoded. Undefined when sharp must decode it first
+ * (decodeForWorker); an image refused outright throws here already.
+ */
+export function readyForWorker(bytes: Buffer, maxPixels: number): WorkerImage | undefined {
   const format = sniffFormat(bytes);
   if (format === "png") {
     const header = readPngHeader(bytes);
@@ -52,7 +57,11 @@ export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise
     const what = format === "unknown" ? "not a recognised image format" : `a ${format.toUpperCase()} document, not a raster image`;
     throw new InputError("unsupported", `the bytes are ${what}; ${ACCEPTED}`);
   }
-  return { kind: "raw", image: await decodeWithSharp(bytes, format, maxPixels) };
+  return undefined;
+}
+
+export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
+  return readyForWorker(bytes, maxPixels) ?? { kind: "raw", image: await decodeWithSharp(bytes, sniffFormat(bytes), maxPixels) };
 }
 
 let sharpModule: { sharp: typeof Sharp } | { problem: string } | undefined;

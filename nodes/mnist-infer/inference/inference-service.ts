@@ -4,45 +4,17 @@
 // next batch, so batches grow with load and a lone request is sent at once.
 import { EventEmitter } from "events";
 import { performance } from "perf_hooks";
-import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
-import { decodeForWorker, queuedSizeBound, workerImageBytes, type WorkerImage } from "../image/image-decoder";
+import { decodeForWorker, queuedSizeBound, readyForWorker, workerImageBytes, type WorkerImage } from "../image/image-decoder";
 import type { BatchOutcome } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
 import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
+import type { OverflowPolicy, ServiceOptions, ServiceState, ServiceStats } from "./service-options";
 
 export type { Prediction };
-export type OverflowPolicy = "reject-newest" | "drop-oldest";
-
-export interface ServiceOptions {
-  modelFile: string;
-  /** Why the model file may not be used (see model-file.ts): no worker is started, every request fails with it. */
-  refusal?: string;
-  backend: BackendSetting;
-  maxBatch: number;
-  queueLimit: number;
-  /** Bytes the queue may hold: a decoded photo is far larger than an MNIST PNG. */
-  queueBytes: number;
-  overflow: OverflowPolicy;
-  maxPixels: number;
-  preview: boolean;
-}
-
-export type ServiceState = "loading" | "ready" | "failed" | "closed";
-
-export interface ServiceStats {
-  accepted: number;
-  completed: number;
-  failed: number;
-  rejected: number;
-  dropped: number;
-  batches: number;
-  largestBatch: number;
-  workerRestarts: number;
-}
-
+export type { OverflowPolicy, ServiceOptions, ServiceState, ServiceStats };
 interface Pending {
   image: WorkerImage;
   bytes: number;
@@ -111,20 +83,40 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     return this.classify(input, true).finally(() => this.rehearsing--);
   }
 
-  async classify(input: ImageInput, uncounted = false): Promise<Prediction> {
-    if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
-    if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
-    const reserve = input.kind === "pixels" ? input.image.data.byteLength : queuedSizeBound(input.bytes);
-    if (!uncounted) {
-      this.makeRoom(1, reserve);
-      this.stats.accepted++;
+  classify(input: ImageInput, uncounted = false): Promise<Prediction> {
+    let reserve: number;
+    try {
+      if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
+      if (this.state === "failed") throw new InputError("model", `the model is not available: ${this.loadError}`);
+      reserve = input.kind === "pixels" ? input.image.data.byteLength : queuedSizeBound(input.bytes);
+      if (!uncounted) {
+        this.makeRoom(1, reserve);
+        this.stats.accepted++;
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
+    // Pixels and small PNGs, nearly every request, are queued at once: no promise
+    // and no turn of the event loop in between (this runs for each of them).
+    if (input.kind === "pixels") return this.enqueue({ kind: "raw", image: input.image }, uncounted);
+    let ready: WorkerImage | undefined;
+    try {
+      ready = readyForWorker(input.bytes, this.options.maxPixels);
+    } catch (err) {
+      if (!uncounted) this.stats.failed++;
+      return Promise.reject(err);
+    }
+    return ready ? this.enqueue(ready, uncounted) : this.decodeThenEnqueue(input.bytes, reserve, uncounted);
+  }
+
+  /** An image sharp decodes first, on libuv's threads: it holds its place in the queue meanwhile. */
+  private async decodeThenEnqueue(bytes: Buffer, reserve: number, uncounted: boolean): Promise<Prediction> {
     const place: Decoding = { bytes: reserve, uncounted };
     this.decoding.push(place);
     this.decodingBytes += reserve;
     let image: WorkerImage;
     try {
-      image = input.kind === "pixels" ? { kind: "raw", image: input.image } : await decodeForWorker(input.bytes, this.options.maxPixels);
+      image = await decodeForWorker(bytes, this.options.maxPixels);
     } catch (err) {
       if (!place.dropped && !uncounted) this.stats.failed++;
       throw place.dropped ?? err;
@@ -138,7 +130,11 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
       if (this.decoding.length === 0) this.decoded?.();
     }
     if (place.dropped) throw place.dropped;
-    // At most what was reserved for it while it was decoded.
+    return this.enqueue(image, uncounted);
+  }
+
+  private enqueue(image: WorkerImage, uncounted: boolean): Promise<Prediction> {
+    // At most what was reserved for it.
     const bytes = workerImageBytes(image);
     return new Promise<Prediction>((resolve, reject) => {
       this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject, uncounted });

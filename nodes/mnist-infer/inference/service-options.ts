@@ -1,0 +1,31 @@
+// What a node's inference service is set up with, and what it counts.
+import type { BackendSetting } from "./backends";
+
+export type OverflowPolicy = "reject-newest" | "drop-oldest";
+
+export interface ServiceOptions {
+  modelFile: string;
+  /** Why the model file may not be used (see model-file.ts): no worker is started, every request fails with it. */
+  refusal?: string;
+  backend: BackendSetting;
+  maxBatch: number;
+  queueLimit: number;
+  /** Bytes the queue may hold: a decoded photo is far larger than an MNIST PNG. */
+  queueBytes: number;
+  overflow: OverflowPolicy;
+  maxPixels: number;
+  preview: boolean;
+}
+
+export type ServiceState = "loading" | "ready" | "failed" | "closed";
+
+export interface ServiceStats {
+  accepted: number;
+  completed: number;
+  failed: number;
+  rejected: number;
+  dropped: number;
+  batches: number;
+  largestBatch: number;
+  workerRestarts: number;
+}
