@@ -15,6 +15,7 @@ import type { OverflowPolicy, ServiceOptions, ServiceState, ServiceStats } from 
 
 export type { Prediction };
 export type { OverflowPolicy, ServiceOptions, ServiceState, ServiceStats };
+
 interface Pending {
   image: WorkerImage;
   bytes: number;
