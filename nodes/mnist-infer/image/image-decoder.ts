@@ -44,7 +44,7 @@ export function queuedSizeBound(bytes: Buffer): number {
 /**
  * The image as the worker takes it, when that needs no waiting: a small plain PNG
  * goes as it is, undecoded. Undefined when sharp must decode it first
- * (decodeForWorker); an image refused outright throws here already.
+ * (decodeWithSharpForWorker); an image refused outright throws here already.
  */
 export function readyForWorker(bytes: Buffer, maxPixels: number): WorkerImage | undefined {
   const format = sniffFormat(bytes);
@@ -60,8 +60,9 @@ export function readyForWorker(bytes: Buffer, maxPixels: number): WorkerImage | 
   return undefined;
 }
 
-export async function decodeForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
-  return readyForWorker(bytes, maxPixels) ?? { kind: "raw", image: await decodeWithSharp(bytes, sniffFormat(bytes), maxPixels) };
+/** An image readyForWorker left to sharp (a photo, a large or unusual PNG), as pixels for the worker. */
+export async function decodeWithSharpForWorker(bytes: Buffer, maxPixels: number): Promise<WorkerImage> {
+  return { kind: "raw", image: await decodeWithSharp(bytes, sniffFormat(bytes), maxPixels) };
 }
 
 let sharpModule: { sharp: typeof Sharp } | { problem: string } | undefined;

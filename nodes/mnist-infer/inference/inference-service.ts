@@ -7,7 +7,7 @@ import { performance } from "perf_hooks";
 import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
-import { decodeForWorker, queuedSizeBound, readyForWorker, workerImageBytes, type WorkerImage } from "../image/image-decoder";
+import { decodeWithSharpForWorker, queuedSizeBound, readyForWorker, workerImageBytes, type WorkerImage } from "../image/image-decoder";
 import type { BatchOutcome } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
 import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
@@ -117,7 +117,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.decodingBytes += reserve;
     let image: WorkerImage;
     try {
-      image = await decodeForWorker(bytes, this.options.maxPixels);
+      image = await decodeWithSharpForWorker(bytes, this.options.maxPixels);
     } catch (err) {
       if (!place.dropped && !uncounted) this.stats.failed++;
       throw place.dropped ?? err;
