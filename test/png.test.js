@@ -8,6 +8,7 @@ const zlib = require("zlib");
 const sharp = require("sharp");
 
 const { decodePng, pngOfScanlines } = require("../dist/nodes/mnist-infer/image/png.js");
+const { inflateImageData } = require("../dist/nodes/mnist-infer/image/inflate.js");
 
 /** A seeded mix of smooth gradients, edges and noise: libpng's adaptive filtering then picks every filter. */
 function pixels(width, height, channels, seed) {
@@ -72,6 +73,56 @@ describe("PNG decoding", () => {
       assert.equal(decoded.channels, channels, name);
       assert.ok(Buffer.from(decoded.data).equals(expected), `the same pixels as sharp: ${name}`);
     }
+  });
+});
+
+describe("PNG image data inflation (one reused zlib state)", () => {
+  /** zlib.inflateSync's answer, as decodePng used to take it: the bytes, or the error it throws. */
+  function outcome(inflate) {
+    try {
+      return `bytes ${inflate().toString("base64")}`;
+    } catch (err) {
+      return `error ${err.code}: ${err.message}`;
+    }
+  }
+
+  it("gives zlib.inflateSync's bytes or error for damaged streams, and a good stream after each still inflates", () => {
+    const plain = pixels(29, 28, 1, 2); // a 28×28 grey image's rows with their filter bytes
+    const good = zlib.deflateSync(plain);
+    let state = 7;
+    const random = (n) => ((state = (state * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const damaged = [
+      ["truncated", good.subarray(0, good.length - 9)],
+      ["no Adler-32 check", good.subarray(0, good.length - 4)],
+      ["longer than the header says (a bomb)", zlib.deflateSync(Buffer.concat([plain, Buffer.alloc(5000)]))],
+      ["one byte longer than the header says", zlib.deflateSync(Buffer.concat([plain, Buffer.alloc(1)]))],
+      ["shorter than the header says", zlib.deflateSync(plain.subarray(0, 600))],
+      ["empty", Buffer.alloc(0)],
+      ["not zlib at all", Buffer.from("not a zlib stream")],
+      ["trailing bytes after the stream", Buffer.concat([good, Buffer.from([1, 2, 3])])],
+      ...Array.from({ length: 300 }, (_, i) => {
+        const copy = Buffer.from(good);
+        for (let k = 0; k <= i % 3; k++) copy[random(copy.length)] ^= 1 << random(8);
+        return [`bit flips ${i}`, copy];
+      }),
+    ];
+    let refused = 0;
+    for (const [name, data] of damaged) {
+      const expected = outcome(() => zlib.inflateSync(data, { maxOutputLength: plain.length + 1, chunkSize: plain.length + 1 }));
+      assert.equal(outcome(() => inflateImageData(data, plain.length)), expected, name);
+      if (expected.startsWith("error")) refused++;
+      assert.ok(inflateImageData(good, plain.length).equals(plain), `a good stream after: ${name}`);
+    }
+    assert.ok(refused > 100, `most damage is refused (${refused} of ${damaged.length})`);
+    assert.match(outcome(() => inflateImageData(damaged[2][1], plain.length)), /^error ERR_BUFFER_TOO_LARGE/, "the bomb is refused, not inflated");
+  });
+
+  it("keeps each image's bytes its own: a second inflate does not overwrite the first", () => {
+    const first = pixels(29, 28, 1, 3);
+    const second = pixels(29, 28, 1, 4);
+    const a = inflateImageData(zlib.deflateSync(first), first.length);
+    const b = inflateImageData(zlib.deflateSync(second), second.length);
+    assert.ok(a.equals(first) && b.equals(second));
   });
 });
 

@@ -4,6 +4,7 @@
 import * as zlib from "zlib";
 import { isPng, PNG_SIGNATURE } from "../../shared/image-format";
 import { InputError } from "../errors";
+import { inflateImageData } from "./inflate";
 import type { RawImage } from "./raw-image";
 
 /** Channels per colour type (PNG spec 11.2.2, table 11.1). */
@@ -88,10 +89,8 @@ export function decodePng(bytes: Uint8Array): RawImage {
   const bytesPerPixel = Math.max(1, bitsPerPixel >> 3);
   let inflated: Buffer;
   try {
-    // maxOutputLength stops a deflate bomb from allocating more than the header promised.
-    // chunkSize: one output buffer of the expected size instead of zlib's 16 KB default.
-    const expected = (stride + 1) * height;
-    inflated = zlib.inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { maxOutputLength: expected + 1, chunkSize: Math.max(64, expected + 1) });
+    // Never more than one byte past what the header promised: a deflate bomb is refused, not allocated.
+    inflated = inflateImageData(idat.length === 1 ? idat[0] : Buffer.concat(idat), (stride + 1) * height);
   } catch {
     throw new InputError("corrupt", "the PNG image data is corrupt or truncated");
   }
