@@ -132,7 +132,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (options.stages.has(2)) {
     say("stage 2: mnist-infer alone in an embedded Node-RED runtime");
-    result.nodeAlone = await runNodeAlone({ maxBatch: 32, window: 512, warmupMs: 2000, durationMs: options.quick ? 3000 : 8000 });
+    result.nodeAlone = await runNodeAlone({ maxBatch: 64, window: 512, warmupMs: 2000, durationMs: options.quick ? 3000 : 8000 });
   }
 
   // The limit again between the stages, so a slow moment at the start or the end does not set it (the highest counts).

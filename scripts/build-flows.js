@@ -137,7 +137,7 @@ function inferStage(t, b, y0, subscription = "${MNIST_REQUEST_TOPIC}") {
     mqttIn(`${t}-req-in`, t, b, "requests", subscription, 130, y0 + 60, [`${t}-infer`]),
     {
       id: id(`${t}-infer`), type: "mnist-infer", z: id(t), name: "", property: "payload", output: "payload", model: "", backend: "auto",
-      maxBatch: 32, queueSize: 1000, queueMemory: 64, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
+      maxBatch: 64, queueSize: 1000, queueMemory: 64, overflow: "reject-newest", maxBytes: 1048576, maxPixels: 24000000, preview: false,
       // Reply topic: results go where the request asked (MQTT 5) or to the result topic, not retained.
       replyTopic: "${MNIST_RESULT_TOPIC}", repeatWindow: 60, confirmDelivery: true, x: 340, y: y0 + 60, wires: [[id(`${t}-res-out`)]],
     },

@@ -40,7 +40,7 @@ interface MnistInferDef extends NodeDef {
 }
 
 const DEFAULTS = {
-  maxBatch: 32,
+  maxBatch: 64,
   maxBatchImages: 256,
   queueSize: 1000,
   queueMemory: 64,

@@ -90,7 +90,8 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
  */
 async function warmUp(model: Classifier): Promise<void> {
   const { pixels } = preprocess(decodePng(warmUpDigitPng()));
-  const largest = Math.min(32, model.info.maxBatch);
+  // The default Max batch: the largest batch a node sends unless set higher.
+  const largest = Math.min(64, model.info.maxBatch);
   const batch = new Float32Array(largest * SIDE * SIDE);
   for (let i = 0; i < largest; i++) batch.set(pixels, i * SIDE * SIDE);
   for (const count of [1, largest, 1]) await model.predict(batch.subarray(0, count * SIDE * SIDE), count);
