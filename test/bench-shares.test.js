@@ -79,4 +79,12 @@ describe("bench shares against the limit", () => {
     const pinned = shareRows({ options: { cores: 1 }, machine: { cpus: 2 }, limits, floor }).filter(Array.isArray).map((row) => row[1]);
     assert.ok(pinned.includes("7,143/s = 14% of the limit (target 25%)"), pinned.join("\n"));
   });
+
+  it("prints the stand-in's first request after Node-RED's start, when the floor run measured it", () => {
+    const run = (throughput, batch) => ({ run: { throughput, batch }, cores: { nodeRed: 0.5, broker: 0.3, generator: 0.2 }, cpuPerResult: 1 / throughput });
+    const floor = { single: run(10_000, 1), batch: run(50_000, 32), singleConfirmed: run(9_000, 1) };
+    const firstRow = (f) => shareRows({ options: {}, machine: { cpus: 2 }, limits: measured(50_000, 25_000), floor: f }).filter(Array.isArray).find((row) => row[0].includes("Node-RED's start"));
+    assert.deepEqual(firstRow({ ...floor, firstAfterStart: { first: 3.38, hundredth: 1.03, median: 1.05, run: {} } }).slice(1), ["3.38 ms / 1.03 ms (1.05 ms)"]);
+    assert.equal(firstRow(floor), undefined, "a floor result written before it was measured");
+  });
 });

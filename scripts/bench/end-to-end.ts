@@ -145,12 +145,12 @@ export async function endToEnd(
 }
 
 /** 100 lone requests, one at a time: is the first answered as fast as the hundredth? */
-async function firstHundred(generator: LoadGenerator, name: string): Promise<FirstRequests> {
+export async function firstHundred(generator: LoadGenerator, name: string): Promise<FirstRequests> {
   const run = await generator.run({ name, mode: { kind: "lone", count: 100, gapMs: 10 }, warmupMs: 0, durationMs: 0, drainMs: 2000 });
   return { first: run.sequence?.[0] ?? NaN, hundredth: run.sequence?.[99] ?? NaN, median: run.latency.p50, run };
 }
 
-function firstHundredText({ first, hundredth, median }: FirstRequests): string {
+export function firstHundredText({ first, hundredth, median }: FirstRequests): string {
   return `first request ${first.toFixed(2)} ms, hundredth ${hundredth.toFixed(2)} ms (median of the 100: ${median.toFixed(2)} ms)`;
 }
 

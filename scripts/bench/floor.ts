@@ -6,16 +6,18 @@
 // per image bounds what any classifier node can reach on this chain:
 //   images/s ≤ cores ÷ (floor CPU per result + inference CPU per image).
 // Then once more with the flow's Complete node kept: what confirming each
-// delivery costs Node-RED, one image per envelope.
+// delivery costs Node-RED, one image per envelope; that session first sends 100
+// lone requests, so the first request after Node-RED's start shows what Node-RED's
+// own nodes cost the first time, with no classifier in the way.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT, type Broker } from "../broker";
-import { BATCH, brokerCpu, TOPICS } from "./end-to-end";
+import { BATCH, brokerCpu, firstHundred, firstHundredText, TOPICS } from "./end-to-end";
 import floorNode = require("./floor-node");
 import type { LoadMode, RunReport } from "./load-types";
 import { cpuSecondsOf, LoadGenerator, startNodeRed, threadCpuSecondsOf, threadCores } from "./processes";
-import type { BenchOptions, Floor, FloorRun } from "./result";
+import type { BenchOptions, FirstRequests, Floor, FloorRun } from "./result";
 import type { Reference, Sample } from "./samples";
 
 export async function floor(broker: Broker, samples: Sample[], references: Reference[], options: BenchOptions, say: (line: string) => void): Promise<Floor> {
@@ -24,23 +26,30 @@ export async function floor(broker: Broker, samples: Sample[], references: Refer
   fs.writeFileSync(answers, JSON.stringify(samples.map((s, i) => ({ base64: s.base64, digit: references[i].digit, confidence: references[i].confidence }))));
   const seconds = options.quick ? 5 : 15;
   try {
-    const [single, batch] = await session(floorFlow(options.flow, scratch, false), broker, answers, references, options, [
+    const { runs: [single, batch] } = await session(floorFlow(options.flow, scratch, false), broker, answers, references, options, [
       ["floor-single", { kind: "window", window: options.window }, seconds],
       ["floor-batch", { kind: "window", window: BATCH.window, batch: BATCH.images }, seconds],
     ]);
     say(`  floor, one image per envelope: ${summary(single)}`);
     say(`  floor, batches of ${BATCH.images}: ${summary(batch)}`);
-    const [singleConfirmed] = await session(floorFlow(options.flow, scratch, true), broker, answers, references, options, [
-      ["floor-confirmed", { kind: "window", window: options.window }, seconds],
-    ]);
+    const { runs: [singleConfirmed], firstAfterStart } = await session(
+      floorFlow(options.flow, scratch, true),
+      broker,
+      answers,
+      references,
+      options,
+      [["floor-confirmed", { kind: "window", window: options.window }, seconds]],
+      true,
+    );
+    if (firstAfterStart) say(`  the stand-in after Node-RED's start: ${firstHundredText(firstAfterStart)}`);
     say(`  floor with the Complete node, one image per envelope: ${summary(singleConfirmed)}`);
-    return { flow: options.flow, single, batch, singleConfirmed };
+    return { flow: options.flow, single, batch, singleConfirmed, ...(firstAfterStart ? { firstAfterStart } : {}) };
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-/** Node-RED on `flow` with the stand-in installed, and the load generator: each run measured in turn. */
+/** Node-RED on `flow` with the stand-in installed, and the load generator: each run measured in turn (after 100 lone requests, when `firstRequests`). */
 async function session(
   flow: string,
   broker: Broker,
@@ -48,7 +57,8 @@ async function session(
   references: Reference[],
   options: BenchOptions,
   runs: Array<[name: string, mode: LoadMode, seconds: number]>,
-): Promise<FloorRun[]> {
+  firstRequests = false,
+): Promise<{ runs: FloorRun[]; firstAfterStart?: FirstRequests }> {
   const nodeRed = await startNodeRed(flow, broker.url, [], {
     env: { [floorNode.ANSWERS_ENV]: answers },
     prepare: (userDir) => installFloorNode(userDir),
@@ -56,6 +66,7 @@ async function session(
   });
   const generator = await LoadGenerator.start({ url: broker.url, ...TOPICS, references });
   try {
+    const firstAfterStart = firstRequests ? await firstHundred(generator, "floor-first") : undefined;
     await generator.run({ name: "floor-warmup", mode: { kind: "window", window: options.window }, warmupMs: 0, durationMs: 3000, drainMs: 5000 });
     const measured: FloorRun[] = [];
     for (const [name, mode, seconds] of runs) {
@@ -67,7 +78,7 @@ async function session(
       const threads = threadCores(nodeRed.pid, before.threads, threadCpuSecondsOf(nodeRed.pid), elapsed);
       measured.push({ run, cores, threads, cpuPerResult: (cores.nodeRed + cores.broker + cores.generator) / run.throughput });
     }
-    return measured;
+    return { runs: measured, firstAfterStart };
   } finally {
     await generator.stop();
     await nodeRed.stop();

@@ -93,6 +93,8 @@ export interface Floor {
   batch: FloorRun;
   /** One image per envelope with the flow's Complete node kept (each reply confirmed back to the stand-in). */
   singleConfirmed: FloorRun;
+  /** The stand-in's first request after Node-RED's start against its hundredth: Node-RED's own first-time costs. */
+  firstAfterStart?: FirstRequests;
 }
 
 export interface BenchResult {

@@ -115,6 +115,7 @@ function floorRows(floor: Floor, result: BenchResult, native: number, oneThread:
       const confirmed = floor.singleConfirmed;
       const more = confirmed.cpuPerResult - run.cpuPerResult;
       rows.push([`    the floor with the Complete node`, `${micros(confirmed.cpuPerResult)} of CPU per result (${more >= 0 ? "+" : "−"}${micros(Math.abs(more))} against the floor without it)`]);
+      if (floor.firstAfterStart) rows.push([`    its first request after Node-RED's start / the hundredth`, firstAgainstHundredth(floor.firstAfterStart)]);
     }
   }
   return rows;
