@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { DEFAULT_MAX_BATCH } from "../nodes/mnist-infer/inference/service-options";
 import { findMosquitto, REPO_ROOT, startAedes, startMosquitto } from "./broker";
 import { BATCH_SIZES, measureCeilings } from "./bench/ceilings";
 import { BATCH, endToEnd, scaling } from "./bench/end-to-end";
@@ -132,7 +133,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (options.stages.has(2)) {
     say("stage 2: mnist-infer alone in an embedded Node-RED runtime");
-    result.nodeAlone = await runNodeAlone({ maxBatch: 64, window: 512, warmupMs: 2000, durationMs: options.quick ? 3000 : 8000 });
+    result.nodeAlone = await runNodeAlone({ maxBatch: DEFAULT_MAX_BATCH, window: 512, warmupMs: 2000, durationMs: options.quick ? 3000 : 8000 });
   }
 
   // The limit again between the stages, so a slow moment at the start or the end does not set it (the highest counts).

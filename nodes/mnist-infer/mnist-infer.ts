@@ -12,6 +12,7 @@ import { backendSetting, type BackendSetting } from "./inference/backends";
 import { ModelError } from "./inference/classifier";
 import { InferenceService, type OverflowPolicy } from "./inference/inference-service";
 import { locateModel, type LocatedModel } from "./inference/model-file";
+import { DEFAULT_MAX_BATCH } from "./inference/service-options";
 import { parseRequest, type BatchRequest, type Request, type RequestLimits } from "./request/envelope";
 import { RepeatedRequests } from "./request/repeats";
 import { rehearse } from "./rehearsal";
@@ -40,7 +41,7 @@ interface MnistInferDef extends NodeDef {
 }
 
 const DEFAULTS = {
-  maxBatch: 64,
+  maxBatch: DEFAULT_MAX_BATCH,
   maxBatchImages: 256,
   queueSize: 1000,
   queueMemory: 64,

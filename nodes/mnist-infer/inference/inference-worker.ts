@@ -8,6 +8,7 @@ import { InputError } from "../errors";
 import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
 import { warmUpDigitPng } from "../image/warm-up-digit";
+import { DEFAULT_MAX_BATCH } from "./service-options";
 import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker } from "./worker-protocol";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
@@ -90,8 +91,8 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
  */
 async function warmUp(model: Classifier): Promise<void> {
   const { pixels } = preprocess(decodePng(warmUpDigitPng()));
-  // The default Max batch: the largest batch a node sends unless set higher.
-  const largest = Math.min(64, model.info.maxBatch);
+  // The largest batch a node sends unless its Max batch is set higher.
+  const largest = Math.min(DEFAULT_MAX_BATCH, model.info.maxBatch);
   const batch = new Float32Array(largest * SIDE * SIDE);
   for (let i = 0; i < largest; i++) batch.set(pixels, i * SIDE * SIDE);
   for (const count of [1, largest, 1]) await model.predict(batch.subarray(0, count * SIDE * SIDE), count);
