@@ -23,7 +23,7 @@ const { sharedRuntimes } = require("../dist/nodes/mnist-infer/inference/shared-r
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
 // Every worker thread started from here on, so a test can make one crash.
-const { workers } = require("./support/worker-threads");
+const { workers, crash } = require("./support/worker-threads");
 
 /** Held-out digits the shipped model classifies right (it gets about 1 in 100 wrong): "answers correctly" is then exact. */
 let samples = loadSamples(100);
@@ -143,7 +143,7 @@ describe("many mnist-infer nodes, one runtime (in a Node-RED runtime)", { timeou
     const others = sharedRuntimes().filter((r) => r.nodes !== 10).map((r) => r.threadId);
     const restarting = TEN.map((id) => statusOf(id, (s) => /restarting/.test(s.text)));
     // All of its workers (the flood above may have brought a second one; losing one of two is worker-pool.test.js's).
-    await Promise.all(shared.threadIds.map((threadId) => workers.find((w) => w.threadId === threadId).terminate()));
+    await Promise.all(shared.threadIds.map((threadId) => crash(workers.find((w) => w.threadId === threadId))));
     await Promise.all(restarting);
     await Promise.all(TEN.map((id) => statusOf(id, "green")));
     assert.equal(InferenceService.liveWorkers, 3, `one new worker for the ten: ${JSON.stringify(sharedRuntimes())} before ${JSON.stringify(shared)}`);

@@ -10,11 +10,12 @@ const { loadSamples } = require("./support/samples");
 const { until: untilWithin } = require("./support/replies");
 
 // Every worker thread started from here on, so a test can make one crash.
-const { workers } = require("./support/worker-threads");
+const { workers, crash } = require("./support/worker-threads");
 
 const { InferenceService } = require("../dist/nodes/mnist-infer/inference/inference-service.js");
 const { sharedRuntimes, poolTiming } = require("../dist/nodes/mnist-infer/inference/shared-runtime.js");
 const { packImages, unpackImages } = require("../dist/nodes/mnist-infer/inference/worker-protocol.js");
+const { PoolMember, closeTiming, liveWorkerCount } = require("../dist/nodes/mnist-infer/inference/pool-member.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
 /** What the pool may grow to here: one worker per core, at most two. */
@@ -119,23 +120,25 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
   });
 
   it("losing one of two workers fails only the batches it held; the node stays ready and answers the rest", { skip: POOL < 2 && "one core: the pool never has two workers" }, async () => {
-    const svc = service();
+    const svc = service({ queueLimit: 25000 });
     await until(() => svc.state === "ready");
     const states = [];
     svc.on("state", (state) => states.push(state));
     const first = sharedRuntimes()[0].threadIds[0];
-    const pending = flood(svc, samples, 4000);
+    const pending = flood(svc, samples, 20000);
     assert.ok(await until(() => workersOfRuntime() === 2, 20000), "a second worker joined");
-    const second = sharedRuntimes()[0].threadIds.find((id) => id !== first);
-    await workers.find((w) => w.threadId === second).terminate();
+    const second = workers.find((w) => w.threadId === sharedRuntimes()[0].threadIds.find((id) => id !== first));
+    // Once it has answered a batch it is loaded and busy: the batches sent after the crash message are its losses.
+    await new Promise((resolve) => second.on("message", (m) => m.type === "batch-done" && resolve()));
+    await crash(second);
     const answers = await Promise.all(pending);
     const failed = answers.filter((a) => a.code);
     for (const f of failed) {
       assert.equal(f.code, "model");
-      assert.match(f.message, /inference worker exited .*the request was not classified/);
+      assert.match(f.message, /the inference worker failed: .*; the request was not classified$/);
     }
-    // It held at most its two batches of 32.
-    assert.ok(failed.length <= 64, `${failed.length} failed`);
+    // It held at most its two batches of 32, and still had work when it crashed.
+    assert.ok(failed.length > 0 && failed.length <= 64, `${failed.length} failed`);
     assert.deepEqual(answers.filter((a) => !a.code && a.digit !== samples[a.i % samples.length].label), [], "every other answer is right");
     assert.deepEqual(states, [], "the node never left ready");
     assert.equal(svc.stats.failed, failed.length);
@@ -143,6 +146,31 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
     const after = await Promise.all(flood(svc, samples, 10));
     assert.deepEqual(after.map((a) => a.digit), samples.slice(0, 10).map((s) => s.label));
     await svc.close();
+  });
+
+  it("closing a worker in the middle of a model run waits for the run instead of ending the thread there (which would abort the process)", async () => {
+    const savedWait = closeTiming.waitMs;
+    closeTiming.waitMs = 0; // no grace: the close goes straight to ending the thread
+    try {
+      const events = [];
+      const ready = new Promise((resolve, reject) => {
+        const member = new PoolMember(BUNDLED_MODEL, "native", {
+          ready: () => resolve(member),
+          loadFailed: (_, message) => reject(new Error(message)),
+          batchDone: () => events.push("batch-done"),
+          lost: (_, reason) => events.push(`lost: ${reason}`),
+        });
+      });
+      const member = await ready;
+      // One batch far larger than any node sends, so its run lasts a while.
+      member.send(1, "owner", Array.from({ length: 10000 }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), false);
+      assert.ok(await until(() => member.insideNative, 30000), "the worker started the run");
+      await member.close();
+      assert.deepEqual(events, [], "a closing worker reports nothing, not even the batch it finished");
+      assert.equal(liveWorkerCount(), 0, "the thread has exited");
+    } finally {
+      closeTiming.waitMs = savedWait;
+    }
   });
 
   it("a batch crosses to the worker as one buffer of PNG bytes plus the images given as pixels, in order", () => {

@@ -12,4 +12,16 @@ workerThreads.Worker = class extends workerThreads.Worker {
   }
 };
 
-module.exports = { workers };
+/**
+ * Makes an inference worker crash the way a fault of its own would: a batch it
+ * cannot unpack throws, and the worker rethrows what it did not expect. The
+ * message waits its turn, so the crash never lands inside a model run (ending a
+ * thread there aborts the process; pool-member.ts never does). Resolves once it exited.
+ */
+function crash(worker) {
+  const exited = new Promise((resolve) => worker.once("exit", resolve));
+  worker.postMessage({ type: "batch", batchId: -1, images: null, preview: false });
+  return exited;
+}
+
+module.exports = { workers, crash };

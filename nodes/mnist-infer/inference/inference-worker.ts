@@ -1,6 +1,6 @@
 // The worker thread that owns the ONNX session: it decodes small PNGs,
 // preprocesses, and runs each batch, so Node-RED's event loop stays free.
-import { parentPort, type MessagePort } from "worker_threads";
+import { parentPort, workerData, type MessagePort } from "worker_threads";
 import { performance } from "perf_hooks";
 import { backendSetting } from "./backends";
 import { Classifier } from "./classifier";
@@ -8,11 +8,15 @@ import { InputError } from "../errors";
 import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
 import { warmUpDigitPng } from "../image/warm-up-digit";
+import { insideNative } from "./native-section";
 import { DEFAULT_MAX_BATCH } from "./service-options";
-import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker } from "./worker-protocol";
+import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker, type WorkerData } from "./worker-protocol";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
 const port: MessagePort = parentPort;
+const { nativeSection } = workerData as WorkerData;
+/** Runs ONNX Runtime's code where the main thread will not end this thread (native-section.ts). */
+const native = <T>(work: () => Promise<T>) => insideNative(nativeSection, work);
 
 let classifier: Classifier | undefined;
 const reply = (message: FromWorker) => port.postMessage(message);
@@ -28,7 +32,7 @@ async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case "load":
       try {
-        classifier = await Classifier.create(message.file, backendSetting(message.backend));
+        classifier = await native(() => Classifier.create(message.file, backendSetting(message.backend)));
         await warmUp(classifier);
         reply({ type: "ready", info: classifier.info });
       } catch (err) {
@@ -38,8 +42,9 @@ async function handle(message: ToWorker): Promise<void> {
     case "batch":
       return runBatch(message.batchId, message.images, message.preview);
     case "close":
-      await classifier?.release();
+      const closing = classifier;
       classifier = undefined;
+      if (closing) await native(() => closing.release());
       reply({ type: "closed" });
       port.close();
       return;
@@ -77,7 +82,8 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
   if (slots.length > 0) {
     if (!classifier) throw new Error("batch before the model was loaded");
     const started = performance.now();
-    const probabilities = await classifier.predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length);
+    const model = classifier;
+    const probabilities = await native(() => model.predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length));
     outcome.inferenceMs = performance.now() - started;
     slots.forEach((slot, k) => outcome.probabilities.set(probabilities[k], slot * 10));
   }
@@ -95,7 +101,7 @@ async function warmUp(model: Classifier): Promise<void> {
   const largest = Math.min(DEFAULT_MAX_BATCH, model.info.maxBatch);
   const batch = new Float32Array(largest * SIDE * SIDE);
   for (let i = 0; i < largest; i++) batch.set(pixels, i * SIDE * SIDE);
-  for (const count of [1, largest, 1]) await model.predict(batch.subarray(0, count * SIDE * SIDE), count);
+  for (const count of [1, largest, 1]) await native(() => model.predict(batch.subarray(0, count * SIDE * SIDE), count));
 }
 
 function toPreview(pixels: Float32Array): Uint8Array {

@@ -4,7 +4,8 @@ import * as path from "path";
 import { Worker } from "worker_threads";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
-import { packImages, type BatchOutcome, type FromWorker, type ToWorker } from "./worker-protocol";
+import { isInside, lockOut, newNativeSectionFlag } from "./native-section";
+import { packImages, type BatchOutcome, type FromWorker, type ToWorker, type WorkerData } from "./worker-protocol";
 import type { WorkerImage } from "../image/image-decoder";
 
 /** What a member tells its runtime. Nothing arrives after `lost`, or after `close()` was called. */
@@ -15,7 +16,8 @@ export interface MemberEvents<Owner> {
   lost(member: PoolMember<Owner>, reason: string): void;
 }
 
-const CLOSE_WAIT_MS = 2000;
+/** How long a closing worker may take to run what it holds and exit by itself before it is ended (tests shorten it). */
+export const closeTiming = { waitMs: 2000 };
 
 /** Worker threads alive across all runtimes: lets tests prove redeploys leak none. */
 let liveWorkers = 0;
@@ -26,6 +28,10 @@ export function liveWorkerCount(): number {
 
 export class PoolMember<Owner> {
   private readonly worker: Worker;
+  /** Set while the worker runs ONNX Runtime code, when ending it would abort the process. */
+  private readonly nativeSection = newNativeSectionFlag();
+  /** Resolves once the thread has exited, however it ended. */
+  private readonly exited: Promise<void>;
   info?: ModelInfo;
   /** Batches it holds, and whose they are (undefined once that node has left). */
   readonly inFlight = new Map<number, Owner | undefined>();
@@ -34,9 +40,9 @@ export class PoolMember<Owner> {
   private idleTimer?: NodeJS.Timeout;
 
   constructor(modelFile: string, backend: BackendSetting, private readonly events: MemberEvents<Owner>) {
-    const worker = new Worker(path.join(__dirname, "inference-worker.js"));
+    const worker = new Worker(path.join(__dirname, "inference-worker.js"), { workerData: { nativeSection: this.nativeSection } satisfies WorkerData });
     liveWorkers++;
-    worker.once("exit", () => liveWorkers--);
+    this.exited = new Promise((resolve) => worker.once("exit", () => (liveWorkers--, resolve())));
     this.worker = worker;
     worker.on("message", (message: FromWorker) => this.onMessage(message));
     worker.on("error", (err) => this.lose(`the inference worker failed: ${err.message}`));
@@ -51,6 +57,11 @@ export class PoolMember<Owner> {
 
   get threadId(): number {
     return this.worker.threadId;
+  }
+
+  /** The worker is inside ONNX Runtime's code right now (loading, running a batch or releasing). */
+  get insideNative(): boolean {
+    return isInside(this.nativeSection);
   }
 
   send(batchId: number, owner: Owner, images: WorkerImage[], preview: boolean): void {
@@ -68,16 +79,22 @@ export class PoolMember<Owner> {
     this.idleTimer.unref();
   }
 
-  /** Ends the worker once it has run what it holds (their results go nowhere), or after a short wait. */
+  /**
+   * Ends the worker once it has run what it holds (their results go nowhere).
+   * One still busy after a short wait is ended from outside, but never in the
+   * middle of a model run: that would abort Node-RED, so a long batch is waited for.
+   */
   async close(): Promise<void> {
     this.clearIdle();
-    if (this.ended) return void (await this.worker.terminate());
-    this.ended = true;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, CLOSE_WAIT_MS);
-      this.worker.once("exit", () => (clearTimeout(timer), resolve()));
+    if (!this.ended) {
+      this.ended = true;
       this.post({ type: "close" });
-    });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, closeTiming.waitMs)))]);
+      clearTimeout(timer);
+    }
+    // A thread that died inside a section never leaves it: its exit ends the wait.
+    await Promise.race([this.exited, lockOut(this.nativeSection)]);
     await this.worker.terminate();
   }
 

@@ -5,8 +5,14 @@
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import type { InputErrorCode } from "../errors";
+import type { NativeSectionFlag } from "./native-section";
 import type { WorkerImage } from "../image/image-decoder";
 import type { RawImage } from "../image/raw-image";
+
+/** Given to the worker when it starts. */
+export interface WorkerData {
+  nativeSection: NativeSectionFlag;
+}
 
 export type ToWorker =
   | { type: "load"; file: string; backend: BackendSetting }
