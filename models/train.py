@@ -106,6 +106,8 @@ def main():
                    help="share of the re-drawings made on photographed paper (the rest on a canvas)")
     p.add_argument("--paper-from", type=int, default=40,
                    help="smallest side of a training photo of paper, px (canvases start at 28)")
+    p.add_argument("--flag-ones", type=float, default=0.0,
+                   help="share of the re-drawn 1s given a flag (and some a base), as many writers draw a 1")
     p.add_argument("--ema", type=float, default=0,
                    help="decay of the weight average that is exported (0: the last step's weights)")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")

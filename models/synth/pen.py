@@ -38,6 +38,20 @@ def digit_points(digit28):
     return (p - centre) / half
 
 
+def flag_a_one(pts, rng):
+    """A 1 as many writers outside the US make it: a flag from the top of the
+    stroke down to the left, and sometimes a base. Added to the skeleton of a
+    real MNIST 1 (unit space, y down), which keeps its own shape and slant."""
+    top = pts[np.argmin(pts[:, 1])]
+    bottom = pts[np.argmax(pts[:, 1])]
+    length, angle = rng.uniform(0.5, 1.0), np.radians(rng.uniform(20, 60))
+    lines = [[top, top + length * np.array([-np.cos(angle), np.sin(angle)])]]
+    if rng.random() < 0.35:
+        half = rng.uniform(0.25, 0.45)
+        lines.append([bottom - [half, 0], bottom + [half, 0]])
+    return np.concatenate([pts, polyline_points(lines)])
+
+
 def polyline_points(lines, step=0.004):
     """List of [K,2] polylines (unit space) -> dense points along them."""
     out = []

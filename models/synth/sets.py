@@ -102,9 +102,11 @@ def nondigit_points(kind, rng):
     return pts, override
 
 
-def render_digit(digit28, rng, medium, test=False):
-    """-> (uint8 image, JPEG bytes or None)"""
+def render_digit(digit28, rng, medium, test=False, flag_ones=0.0, label=None):
+    """-> (uint8 image, JPEG bytes or None). A share `flag_ones` of 1s get a flag (pen.flag_a_one)."""
     pts = pen.digit_points(digit28)
+    if label == 1 and flag_ones > 0 and rng.random() < flag_ones:
+        pts = pen.flag_a_one(pts, rng)
     return (draw_canvas if medium == "canvas" else draw_paper)(pts, rng, test)
 
 
@@ -113,7 +115,7 @@ def render_nondigit(kind, rng, medium, test=False):
     return (draw_canvas if medium == "canvas" else draw_paper)(pts, rng, test, override)
 
 
-def digit_bank(digits, labels, seed, variants, paper_share=0.4):
+def digit_bank(digits, labels, seed, variants, paper_share=0.4, flag_ones=0.0):
     """Preprocessed (28x28) canvas/paper re-drawings of training digits.
     One generator per (seed, image, variant), so the bank does not depend on order."""
     xs, ys = [], []
@@ -121,7 +123,7 @@ def digit_bank(digits, labels, seed, variants, paper_share=0.4):
         for v in range(variants):
             rng = np.random.default_rng([seed, i, v])
             medium = "paper" if rng.random() < paper_share else "canvas"
-            x = preprocess_or_none(render_digit(d, rng, medium)[0])
+            x = preprocess_or_none(render_digit(d, rng, medium, flag_ones=flag_ones, label=int(y))[0])
             if x is not None:
                 xs.append(x)
                 ys.append(y)
