@@ -108,6 +108,8 @@ def main():
                    help="smallest side of a training photo of paper, px (canvases start at 28)")
     p.add_argument("--flag-ones", type=float, default=0.0,
                    help="share of the re-drawn 1s given a flag (and some a base), as many writers draw a 1")
+    p.add_argument("--cross-sevens", type=float, default=0.0,
+                   help="share of the re-drawn 7s given a bar across the stem, as the writers who flag their 1s draw a 7")
     p.add_argument("--ema", type=float, default=0,
                    help="decay of the weight average that is exported (0: the last step's weights)")
     p.add_argument("--negatives", type=int, default=24000, help="procedural non-digit drawings")

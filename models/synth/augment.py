@@ -111,13 +111,16 @@ def build_banks(x_digits, y_digits, args, tag, variants=None):
         key += f"-paper{args.paper_from}"
     if args.flag_ones:
         key += f"-flag{args.flag_ones}"
+    if args.cross_sevens:
+        key += f"-cross{args.cross_sevens}"
     path = os.path.join(args.cache, f"bank-{key}.npz") if args.cache else None
     if path and os.path.exists(path):
         z = np.load(path)
         return z["xd"], z["yd"], z["xn"]
     t0 = time.time()
     xd, yd = sets.digit_bank(x_digits, y_digits, seed=args.seed * 1000 + 101, variants=variants,
-                            paper_share=args.paper_share, flag_ones=args.flag_ones)
+                            paper_share=args.paper_share, flag_ones=args.flag_ones,
+                            cross_sevens=args.cross_sevens)
     print(f"  {len(xd)} canvas/paper digits ({time.time() - t0:.0f}s)", flush=True)
     t0 = time.time()
     xn, _ = sets.nondigit_bank(args.negatives, seed=args.seed * 1000 + 202)

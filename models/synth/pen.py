@@ -52,6 +52,16 @@ def flag_a_one(pts, rng):
     return np.concatenate([pts, polyline_points(lines)])
 
 
+def cross_a_seven(pts, rng):
+    """A 7 with a bar across its stem, as the writers who flag their 1s draw it."""
+    y = rng.uniform(-0.1, 0.25)
+    near = pts[np.abs(pts[:, 1] - y) < 0.08]
+    if len(near) == 0:
+        return pts
+    x, half = near[:, 0].mean(), rng.uniform(0.2, 0.4)
+    return np.concatenate([pts, polyline_points([[[x - half, y], [x + half, y]]])])
+
+
 def polyline_points(lines, step=0.004):
     """List of [K,2] polylines (unit space) -> dense points along them."""
     out = []

@@ -102,11 +102,14 @@ def nondigit_points(kind, rng):
     return pts, override
 
 
-def render_digit(digit28, rng, medium, test=False, flag_ones=0.0, label=None):
-    """-> (uint8 image, JPEG bytes or None). A share `flag_ones` of 1s get a flag (pen.flag_a_one)."""
+def render_digit(digit28, rng, medium, test=False, flag_ones=0.0, label=None, cross_sevens=0.0):
+    """-> (uint8 image, JPEG bytes or None). A share `flag_ones` of 1s get a flag
+    (pen.flag_a_one), a share `cross_sevens` of 7s a bar (pen.cross_a_seven)."""
     pts = pen.digit_points(digit28)
     if label == 1 and flag_ones > 0 and rng.random() < flag_ones:
         pts = pen.flag_a_one(pts, rng)
+    if label == 7 and cross_sevens > 0 and rng.random() < cross_sevens:
+        pts = pen.cross_a_seven(pts, rng)
     return (draw_canvas if medium == "canvas" else draw_paper)(pts, rng, test)
 
 
@@ -115,7 +118,7 @@ def render_nondigit(kind, rng, medium, test=False):
     return (draw_canvas if medium == "canvas" else draw_paper)(pts, rng, test, override)
 
 
-def digit_bank(digits, labels, seed, variants, paper_share=0.4, flag_ones=0.0):
+def digit_bank(digits, labels, seed, variants, paper_share=0.4, flag_ones=0.0, cross_sevens=0.0):
     """Preprocessed (28x28) canvas/paper re-drawings of training digits.
     One generator per (seed, image, variant), so the bank does not depend on order."""
     xs, ys = [], []
@@ -123,7 +126,7 @@ def digit_bank(digits, labels, seed, variants, paper_share=0.4, flag_ones=0.0):
         for v in range(variants):
             rng = np.random.default_rng([seed, i, v])
             medium = "paper" if rng.random() < paper_share else "canvas"
-            x = preprocess_or_none(render_digit(d, rng, medium, flag_ones=flag_ones, label=int(y))[0])
+            x = preprocess_or_none(render_digit(d, rng, medium, flag_ones=flag_ones, label=int(y), cross_sevens=cross_sevens)[0])
             if x is not None:
                 xs.append(x)
                 ys.append(y)
