@@ -41,13 +41,14 @@ async function handle(message: ToWorker): Promise<void> {
       return;
     case "batch":
       return runBatch(message.batchId, message.images, message.preview);
-    case "close":
+    case "close": {
       const closing = classifier;
       classifier = undefined;
       if (closing) await native(() => closing.release());
       reply({ type: "closed" });
       port.close();
       return;
+    }
   }
 }
 
