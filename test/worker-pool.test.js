@@ -173,6 +173,25 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
     }
   });
 
+  it("a worker asked to close while it holds a batch finishes the batch before it releases its session, and exits cleanly", async () => {
+    const failures = [];
+    const member = await new Promise((resolve, reject) => {
+      const m = new PoolMember(BUNDLED_MODEL, "native", {
+        ready: () => resolve(m),
+        loadFailed: (_, message) => reject(new Error(message)),
+        batchDone: () => undefined,
+        lost: () => undefined,
+      });
+    });
+    const thread = workers.find((w) => w.threadId === member.threadId);
+    thread.on("error", (err) => failures.push(err.message));
+    const exitCode = new Promise((resolve) => thread.once("exit", resolve));
+    member.send(1, "owner", Array.from({ length: 2000 }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), false);
+    await member.close(); // posted right behind the batch
+    assert.deepEqual(failures, [], "the batch did not meet a released session");
+    assert.equal(await exitCode, 0, "the worker exited by itself");
+  });
+
   it("a batch crosses to the worker as one buffer of PNG bytes plus the images given as pixels, in order", () => {
     const png = (n) => ({ kind: "png", bytes: Buffer.from(Array.from({ length: n }, (_, i) => (n + i) & 255)) });
     const raw = { kind: "raw", image: { data: new Uint8Array([1, 2, 3, 4]), width: 2, height: 2, channels: 1 } };

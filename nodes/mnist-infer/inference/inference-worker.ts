@@ -19,6 +19,8 @@ const { nativeSection } = workerData as WorkerData;
 const native = <T>(work: () => Promise<T>) => insideNative(nativeSection, work);
 
 let classifier: Classifier | undefined;
+/** Batches under way: a close waits for them, so no run meets a released session. */
+const running = new Set<Promise<void>>();
 const reply = (message: FromWorker) => port.postMessage(message);
 
 port.on("message", (message: ToWorker) => {
@@ -39,9 +41,13 @@ async function handle(message: ToWorker): Promise<void> {
         reply({ type: "load-failed", message: (err as Error).message });
       }
       return;
-    case "batch":
-      return runBatch(message.batchId, message.images, message.preview);
+    case "batch": {
+      const run = runBatch(message.batchId, message.images, message.preview);
+      running.add(run);
+      return run.finally(() => running.delete(run));
+    }
     case "close": {
+      await Promise.allSettled([...running]);
       const closing = classifier;
       classifier = undefined;
       if (closing) await native(() => closing.release());
