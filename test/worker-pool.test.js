@@ -42,6 +42,18 @@ function workersOfRuntime() {
   return runtime ? runtime.threadIds.length : 0;
 }
 
+/** One worker on its own, once it has loaded the shipped model; what it reports goes into `events`. */
+function loadedMember(events) {
+  return new Promise((resolve, reject) => {
+    const member = new PoolMember(BUNDLED_MODEL, "native", {
+      ready: () => resolve(member),
+      loadFailed: (_, message) => reject(new Error(message)),
+      batchDone: () => events.push("batch-done"),
+      lost: (_, reason) => events.push(`lost: ${reason}`),
+    });
+  });
+}
+
 /** `count` requests at once; each settles to { digit } or { code, message }. */
 function flood(svc, samples, count) {
   return Array.from({ length: count }, (_, i) =>
@@ -153,15 +165,7 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
     closeTiming.waitMs = 0; // no grace: the close goes straight to ending the thread
     try {
       const events = [];
-      const ready = new Promise((resolve, reject) => {
-        const member = new PoolMember(BUNDLED_MODEL, "native", {
-          ready: () => resolve(member),
-          loadFailed: (_, message) => reject(new Error(message)),
-          batchDone: () => events.push("batch-done"),
-          lost: (_, reason) => events.push(`lost: ${reason}`),
-        });
-      });
-      const member = await ready;
+      const member = await loadedMember(events);
       // One batch far larger than any node sends, so its run lasts a while.
       member.send(1, "owner", Array.from({ length: 10000 }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), false);
       assert.ok(await until(() => member.insideNative, 30000), "the worker started the run");
@@ -175,14 +179,7 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
 
   it("a worker asked to close while it holds a batch finishes the batch before it releases its session, and exits cleanly", async () => {
     const failures = [];
-    const member = await new Promise((resolve, reject) => {
-      const m = new PoolMember(BUNDLED_MODEL, "native", {
-        ready: () => resolve(m),
-        loadFailed: (_, message) => reject(new Error(message)),
-        batchDone: () => undefined,
-        lost: () => undefined,
-      });
-    });
+    const member = await loadedMember([]);
     const thread = workers.find((w) => w.threadId === member.threadId);
     thread.on("error", (err) => failures.push(err.message));
     const exitCode = new Promise((resolve) => thread.once("exit", resolve));
