@@ -171,6 +171,8 @@ describe("the editor in Chromium", { skip: skip ?? false, timeout: 240000 }, () 
       assert.equal(await inEditor((id) => $(`#node-input-${id}`).typedInput("type"), id), "msg");
     }
     assert.equal(await page.locator("#node-input-preview").isChecked(), false, "preview is offered, off by default");
+    assert.equal(await page.locator("#node-input-secondLook").isChecked(), true, "the second look is offered, on by default");
+    assert.match(await page.locator("label[for=node-input-secondLook]:not(:has(i))").last().innerText(), /^Look again at an unsure image/);
     await page.waitForFunction(() => /not deployed yet/.test(document.querySelector("#mnist-infer-stats").textContent), null, { timeout: 10000 });
     // The reliability settings, each with a readable label. Confirming deliveries needs a
     // Complete node wired back, so a node fresh from the palette has it off.

@@ -43,10 +43,10 @@ describe("unsure: the shipped model on drawings that are not digits, and on digi
   afterEach(unload);
 
   /** Every image through one mnist-infer node; resolves with the result payloads, in order. */
-  async function classifyAll(images) {
+  async function classifyAll(images, settings = {}) {
     await load([inferNode, catchNode], [
       { id: "t1", type: "tab" },
-      { id: "n-infer", type: "mnist-infer", z: "t1", wires: [["n-out"]] },
+      { id: "n-infer", type: "mnist-infer", z: "t1", wires: [["n-out"]], ...settings },
       { id: "n-out", type: "helper", z: "t1" },
       { id: "n-catch", type: "catch", z: "t1", scope: null, uncaught: false, wires: [["n-errors"]] },
       { id: "n-errors", type: "helper", z: "t1" },
@@ -65,7 +65,7 @@ describe("unsure: the shipped model on drawings that are not digits, and on digi
     });
     // A few at a time: 100 photos at once would overrun the default queue memory (each decoded photo reserves 1 MB).
     for (let start = 0; start < images.length; start += 20) {
-      images.slice(start, start + 20).forEach((image, k) => node.receive({ payload: image.bytes, index: start + k, label: image.label ?? undefined }));
+      images.slice(start, start + 20).forEach((image, k) => node.receive({ payload: image.bytes, index: start + k, label: image.label ?? undefined, threshold: image.threshold }));
       while (left > images.length - Math.min(images.length, start + 20)) await new Promise((r) => setTimeout(r, 10));
     }
     await done;
@@ -122,8 +122,48 @@ describe("unsure: the shipped model on drawings that are not digits, and on digi
     assert.ok(flagged <= 0.02, `${pct(flagged)} of MNIST's test digits flagged unsure`);
   });
 
+  it("looks again at the answers it is unsure of, and only those, and they stay unsure; with Look again unticked it does not", async (t) => {
+    const card = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "models", "mnist-cnn.json"), "utf8"));
+    const images = ["drawn", "paper", "nondigits"].flatMap(readSet);
+    // A threshold of 0: nothing is below it, so these are the model's first answers.
+    const first = await classifyAll(images.map((image) => ({ ...image, threshold: 0 })));
+    await unload();
+    const answered = await classifyAll(images);
+    let looked = 0;
+    let rightBefore = 0;
+    let rightAfter = 0;
+    answered.forEach((result, i) => {
+      if (result.error) return assert.equal(first[i].error, result.error);
+      assert.equal(first[i].unsure, false);
+      assert.equal(first[i].secondLook, undefined);
+      const doubtful = first[i].confidence < card.unsureBelow;
+      assert.equal(result.unsure, doubtful, `image ${images[i].file}: unsure is decided by the first answer`);
+      if (!doubtful) return assert.deepEqual(result.probabilities, first[i].probabilities, `image ${images[i].file}: a sure answer is the first one`);
+      assert.equal(result.secondLook, true, `image ${images[i].file}: looked at again`);
+      assert.equal(result.digit, result.probabilities.indexOf(Math.max(...result.probabilities)));
+      looked++;
+      if (images[i].label !== null) {
+        rightBefore += first[i].digit === images[i].label ? 1 : 0;
+        rightAfter += result.correct ? 1 : 0;
+      }
+    });
+    t.diagnostic(`${looked} of ${images.length} looked at again; of their digits, ${rightBefore} read right at first, ${rightAfter} after`);
+    assert.ok(looked >= 100, "the non-digit drawings alone give more than 100 unsure answers");
+
+    // With "Look again" unticked, every answer is the first one, and unsure as the first one says.
+    await unload();
+    const once = await classifyAll(images, { secondLook: false });
+    once.forEach((result, i) => {
+      if (result.error) return;
+      assert.equal(result.secondLook, undefined);
+      assert.deepEqual(result.probabilities, first[i].probabilities, `image ${images[i].file}`);
+      assert.equal(result.unsure, first[i].confidence < card.unsureBelow);
+    });
+  });
+
   // What the shipped model reaches on these sets (models/README.md), as a floor no change may go below.
-  // Issue #13 asks for 98% right with at most 2% flagged; model 2.3.0 does not reach that yet.
+  // Issue #13 asks for 98% right on the full test sets (1,500 each; models/README.md has the figures);
+  // these fixtures are small subsets of them, so a floor has room for a few images either way.
   const FLOORS = { drawn: { right: 0.96, flagged: 0.05 }, paper: { right: 0.92, flagged: 0.07 } };
   for (const set of ["drawn", "paper"]) {
     const floor = FLOORS[set];

@@ -54,6 +54,12 @@ function loadedMember(events) {
   });
 }
 
+/** A batch of `count` held-out digits as a node hands it to a worker, with thresholds of 0: no second looks. */
+function digitBatch(count) {
+  const samples = loadSamples();
+  return { images: Array.from({ length: count }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), preview: false, lookAgainBelow: new Float64Array(count) };
+}
+
 /** `count` requests at once; each settles to { digit } or { code, message }. */
 function flood(svc, samples, count) {
   return Array.from({ length: count }, (_, i) =>
@@ -167,7 +173,7 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
       const events = [];
       const member = await loadedMember(events);
       // One batch far larger than any node sends, so its run lasts a while.
-      member.send(1, "owner", Array.from({ length: 10000 }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), false);
+      member.send(1, "owner", digitBatch(10000));
       assert.ok(await until(() => member.insideNative, 30000), "the worker started the run");
       await member.close();
       assert.deepEqual(events, [], "a closing worker reports nothing, not even the batch it finished");
@@ -183,7 +189,7 @@ describe("the workers of a shared runtime", { timeout: 180000 }, () => {
     const thread = workers.find((w) => w.threadId === member.threadId);
     thread.on("error", (err) => failures.push(err.message));
     const exitCode = new Promise((resolve) => thread.once("exit", resolve));
-    member.send(1, "owner", Array.from({ length: 2000 }, (_, i) => ({ kind: "png", bytes: samples[i % samples.length].bytes })), false);
+    member.send(1, "owner", digitBatch(2000));
     await member.close(); // posted right behind the batch
     assert.deepEqual(failures, [], "the batch did not meet a released session");
     assert.equal(await exitCode, 0, "the worker exited by itself");

@@ -37,6 +37,7 @@ interface MnistInferDef extends NodeDef {
   confirmDelivery: boolean;
   backend: BackendSetting;
   threshold: string | number;
+  secondLook?: boolean;
   replyTopic: string;
 }
 
@@ -84,6 +85,7 @@ export = function (RED: NodeAPI) {
       overflow: config.overflow === "drop-oldest" ? "drop-oldest" : "reject-newest",
       maxPixels: limits.maxPixels,
       preview: Boolean(config.preview),
+      secondLook: config.secondLook !== false, // on for nodes saved before the setting existed
     });
 
 
@@ -157,7 +159,7 @@ export = function (RED: NodeAPI) {
     /** What a request is answered with: its result (and preview), or its batch's reply. */
     async function answerFor(request: Request): Promise<Answer> {
       if ("images" in request) return { payload: await classifyBatch(request) };
-      const prediction = await service.classify(request.image);
+      const prediction = await service.classify(request.image, request.threshold ?? threshold);
       const result = toResult(prediction, request, service, threshold);
       status.answered(result);
       return { payload: result, preview: prediction.preview };
@@ -166,7 +168,7 @@ export = function (RED: NodeAPI) {
     /** Every image of a batch request, each through the queue like a request of its own; failures stay in their slots. */
     async function classifyBatch(request: BatchRequest): Promise<InferBatchResult> {
       const outcomes = await Promise.all(
-        request.images.map((item) => (item instanceof InputError ? item : service.classify(item).catch((err: unknown) => (err instanceof InputError ? err : fault(err))))),
+        request.images.map((item) => (item instanceof InputError ? item : service.classify(item, request.threshold ?? threshold).catch((err: unknown) => (err instanceof InputError ? err : fault(err))))),
       );
       for (const outcome of outcomes) if (outcome instanceof InputError && !["queue-full", "model", "closed", "internal"].includes(outcome.code)) badInput++;
       const reply = toBatchResult(outcomes, request, service, threshold);

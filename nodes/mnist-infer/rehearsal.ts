@@ -14,5 +14,5 @@ export async function rehearse(service: InferenceService, limits: RequestLimits,
   const envelope = Buffer.from(JSON.stringify({ id: "rehearsal", image: warmUpDigitPng().toString("base64") }));
   const request = parseRequest(envelope, {}, limits);
   if ("images" in request) return;
-  toResult(await service.rehearse(request.image), request, service, threshold);
+  toResult(await service.rehearse(request.image, threshold), request, service, threshold);
 }

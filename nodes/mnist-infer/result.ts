@@ -1,21 +1,9 @@
 // The result messages mnist-infer sends: one image's, or a batch's (see shared/contract.ts).
 import type { BatchItem, InferBatchResult, InferResult } from "../shared/contract";
 import type { InputError } from "./errors";
-import type { ModelInfo } from "./inference/classifier";
 import type { InferenceService, Prediction } from "./inference/inference-service";
 import type { BatchRequest, ImageRequest } from "./request/envelope";
-
-/**
- * "Unsure below" for a model whose card sets none: a 10-class softmax whose top
- * class has under half the probability has a rival at least as likely as not.
- */
-const FALLBACK_UNSURE_BELOW = 0.5;
-
-/** The model card's `unsureBelow` (chosen on held-out data when the model was trained), or the fallback. */
-function modelThreshold(info: ModelInfo | undefined): number {
-  const value = info?.card?.unsureBelow;
-  return typeof value === "number" && value >= 0 && value <= 1 ? value : FALLBACK_UNSURE_BELOW;
-}
+import { modelThreshold } from "./inference/unsure-below";
 
 /**
  * One image's answer. Its threshold is the request's own, else the node's
@@ -27,11 +15,13 @@ function answer(prediction: Prediction, label: number | undefined, threshold: nu
     digit: prediction.digit,
     confidence: prediction.confidence,
     probabilities: prediction.probabilities,
-    unsure: prediction.confidence < threshold,
+    // A second look can raise the confidence of an answer that was unsure; it stays unsure.
+    unsure: prediction.lookedAgain || prediction.confidence < threshold,
     threshold,
     timings: prediction.timings,
     inverted: prediction.inverted,
   };
+  if (prediction.lookedAgain) result.secondLook = true;
   if (label !== undefined) {
     result.label = label;
     result.correct = label === prediction.digit;

@@ -15,8 +15,13 @@ export interface InferResult {
   digit: number;
   confidence: number;
   probabilities: number[];
-  /** True when the image is probably not a digit, or too ambiguous to trust: confidence below `threshold`. */
+  /**
+   * True when the image is probably not a digit, or too ambiguous to trust: the model's first
+   * answer had a confidence below `threshold`.
+   */
   unsure: boolean;
+  /** Present when the first answer was unsure: digit, confidence and probabilities are then averaged over the image and four copies moved by a pixel. */
+  secondLook?: true;
   /** The confidence below which this result counts as unsure (the request's, the node's or the model card's). */
   threshold: number;
   id?: string | number;

@@ -8,9 +8,10 @@ import type { ModelInfo } from "./classifier";
 import type { ImageInput } from "../request/envelope";
 import { InputError } from "../errors";
 import { decodeWithSharpForWorker, queuedSizeBound, readyForWorker, workerImageBytes, type WorkerImage } from "../image/image-decoder";
-import type { BatchOutcome } from "./worker-protocol";
+import type { BatchOutcome, ClientBatch } from "./worker-protocol";
 import { toPrediction, type Prediction } from "./prediction";
-import { liveWorkerCount, SharedRuntime, type ClientBatch, type RuntimeClient } from "./shared-runtime";
+import { liveWorkerCount, SharedRuntime, type RuntimeClient } from "./shared-runtime";
+import { modelThreshold } from "./unsure-below";
 import type { OverflowPolicy, ServiceOptions, ServiceState, ServiceStats } from "./service-options";
 
 export type { Prediction };
@@ -20,6 +21,7 @@ interface Pending {
   image: WorkerImage;
   bytes: number;
   enqueuedAt: number;
+  threshold?: number; // the request's or the node's "unsure below"; the model's when neither sets one
   uncounted?: boolean; // the node's own warm-up request (rehearse): no request, not in the stats
   resolve: (prediction: Prediction) => void;
   reject: (err: Error) => void;
@@ -79,12 +81,12 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
   }
 
   /** The node's own warm-up request (rehearsal.ts): left out of the stats, and it takes no request's place. */
-  rehearse(input: ImageInput): Promise<Prediction> {
+  rehearse(input: ImageInput, threshold?: number): Promise<Prediction> {
     this.rehearsing++;
-    return this.classify(input, true).finally(() => this.rehearsing--);
+    return this.classify(input, threshold, true).finally(() => this.rehearsing--);
   }
 
-  classify(input: ImageInput, uncounted = false): Promise<Prediction> {
+  classify(input: ImageInput, threshold?: number, uncounted = false): Promise<Prediction> {
     let reserve: number;
     try {
       if (this.state === "closed") throw new InputError("closed", "the node is stopping; the request was not classified");
@@ -99,7 +101,7 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     }
     // Pixels and small PNGs, nearly every request, are queued at once: no promise
     // and no turn of the event loop in between (this runs for each of them).
-    if (input.kind === "pixels") return this.enqueue({ kind: "raw", image: input.image }, uncounted);
+    if (input.kind === "pixels") return this.enqueue({ kind: "raw", image: input.image }, threshold, uncounted);
     let ready: WorkerImage | undefined;
     try {
       ready = readyForWorker(input.bytes, this.options.maxPixels);
@@ -107,11 +109,11 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
       if (!uncounted) this.stats.failed++;
       return Promise.reject(err);
     }
-    return ready ? this.enqueue(ready, uncounted) : this.decodeThenEnqueue(input.bytes, reserve, uncounted);
+    return ready ? this.enqueue(ready, threshold, uncounted) : this.decodeThenEnqueue(input.bytes, reserve, threshold, uncounted);
   }
 
   /** An image sharp decodes first, on libuv's threads: it holds its place in the queue meanwhile. */
-  private async decodeThenEnqueue(bytes: Buffer, reserve: number, uncounted: boolean): Promise<Prediction> {
+  private async decodeThenEnqueue(bytes: Buffer, reserve: number, threshold: number | undefined, uncounted: boolean): Promise<Prediction> {
     const place: Decoding = { bytes: reserve, uncounted };
     this.decoding.push(place);
     this.decodingBytes += reserve;
@@ -131,14 +133,14 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
       if (this.decoding.length === 0) this.decoded?.();
     }
     if (place.dropped) throw place.dropped;
-    return this.enqueue(image, uncounted);
+    return this.enqueue(image, threshold, uncounted);
   }
 
-  private enqueue(image: WorkerImage, uncounted: boolean): Promise<Prediction> {
+  private enqueue(image: WorkerImage, threshold: number | undefined, uncounted: boolean): Promise<Prediction> {
     // At most what was reserved for it.
     const bytes = workerImageBytes(image);
     return new Promise<Prediction>((resolve, reject) => {
-      this.queue.push({ image, bytes, enqueuedAt: performance.now(), resolve, reject, uncounted });
+      this.queue.push({ image, bytes, enqueuedAt: performance.now(), threshold, resolve, reject, uncounted });
       this.queuedBytes += bytes;
       this.runtime?.pumpSoon();
     });
@@ -183,7 +185,8 @@ export class InferenceService extends EventEmitter implements RuntimeClient {
     this.inFlight.set(batchId, batch);
     if (counted > 0) this.stats.batches++;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, counted);
-    return { images: batch.map((p) => p.image), preview: this.options.preview };
+    const modelDefault = modelThreshold(info);
+    return { images: batch.map((p) => p.image), preview: this.options.preview, lookAgainBelow: Float64Array.from(batch, (p) => (this.options.secondLook === false ? 0 : p.threshold ?? modelDefault)) };
   }
 
   /** A full batch or more waits: the workers are not keeping up with this node (a short burst does not count). */

@@ -9,8 +9,9 @@ import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
 import { warmUpDigitPng } from "../image/warm-up-digit";
 import { insideNative } from "./native-section";
+import { doubtful, lookAgain, MOVES } from "./second-look";
 import { DEFAULT_MAX_BATCH } from "./service-options";
-import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type PackedImages, type ToWorker, type WorkerData } from "./worker-protocol";
+import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type ToWorker, type WorkerData } from "./worker-protocol";
 
 if (!parentPort) throw new Error("inference-worker must run in a worker thread");
 const port: MessagePort = parentPort;
@@ -42,7 +43,7 @@ async function handle(message: ToWorker): Promise<void> {
       }
       return;
     case "batch": {
-      const run = runBatch(message.batchId, message.images, message.preview);
+      const run = runBatch(message);
       running.add(run);
       return run.finally(() => running.delete(run));
     }
@@ -58,13 +59,14 @@ async function handle(message: ToWorker): Promise<void> {
   }
 }
 
-async function runBatch(batchId: number, packed: PackedImages, preview: boolean): Promise<void> {
+async function runBatch({ batchId, images: packed, preview, lookAgainBelow }: Extract<ToWorker, { type: "batch" }>): Promise<void> {
   const images = unpackImages(packed);
   const count = images.length;
   const outcome: BatchOutcome = {
     probabilities: new Float32Array(count * 10),
     preprocessMs: new Float32Array(count),
     inverted: new Uint8Array(count),
+    lookedAgain: new Uint8Array(count),
     failures: [],
     previews: preview ? new Array(count) : undefined,
     inferenceMs: 0,
@@ -90,7 +92,13 @@ async function runBatch(batchId: number, packed: PackedImages, preview: boolean)
     if (!classifier) throw new Error("batch before the model was loaded");
     const started = performance.now();
     const model = classifier;
-    const probabilities = await native(() => model.predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length));
+    const predict = (input: Float32Array, n: number) => native(() => model.predict(input, n));
+    const probabilities = await predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length);
+    const doubts = doubtful(probabilities, slots.map((slot) => lookAgainBelow[slot]));
+    if (doubts.length > 0) {
+      await lookAgain(predict, pixels, probabilities, doubts, model.info.maxBatch);
+      for (const k of doubts) outcome.lookedAgain[slots[k]] = 1;
+    }
     outcome.inferenceMs = performance.now() - started;
     slots.forEach((slot, k) => outcome.probabilities.set(probabilities[k], slot * 10));
   }
@@ -108,7 +116,8 @@ async function warmUp(model: Classifier): Promise<void> {
   const largest = Math.min(DEFAULT_MAX_BATCH, model.info.maxBatch);
   const batch = new Float32Array(largest * SIDE * SIDE);
   for (let i = 0; i < largest; i++) batch.set(pixels, i * SIDE * SIDE);
-  for (const count of [1, largest, 1]) await native(() => model.predict(batch.subarray(0, count * SIDE * SIDE), count));
+  // One image, the largest batch, a second look's four copies of one image, one image again.
+  for (const count of [1, largest, Math.min(MOVES.length, largest), 1]) await native(() => model.predict(batch.subarray(0, count * SIDE * SIDE), count));
 }
 
 function toPreview(pixels: Float32Array): Uint8Array {

@@ -5,8 +5,7 @@ import { Worker } from "worker_threads";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
 import { isInside, lockOut, newNativeSectionFlag } from "./native-section";
-import { packImages, type BatchOutcome, type FromWorker, type ToWorker, type WorkerData } from "./worker-protocol";
-import type { WorkerImage } from "../image/image-decoder";
+import { packImages, type BatchOutcome, type ClientBatch, type FromWorker, type ToWorker, type WorkerData } from "./worker-protocol";
 
 /** What a member tells its runtime. Nothing arrives after `lost`, or after `close()` was called. */
 export interface MemberEvents<Owner> {
@@ -64,11 +63,12 @@ export class PoolMember<Owner> {
     return isInside(this.nativeSection);
   }
 
-  send(batchId: number, owner: Owner, images: WorkerImage[], preview: boolean): void {
+  send(batchId: number, owner: Owner, { images, preview, lookAgainBelow }: ClientBatch): void {
     this.clearIdle();
     this.inFlight.set(batchId, owner);
     const { packed, transfer } = packImages(images);
-    this.worker.postMessage({ type: "batch", batchId, images: packed, preview } satisfies ToWorker, transfer);
+    transfer.push(lookAgainBelow.buffer as ArrayBuffer);
+    this.worker.postMessage({ type: "batch", batchId, images: packed, preview, lookAgainBelow } satisfies ToWorker, transfer);
   }
 
   /** Calls `then` once it has held nothing for `ms` (unless it is given a batch before). */

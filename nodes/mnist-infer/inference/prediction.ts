@@ -8,6 +8,8 @@ export interface Prediction {
   confidence: number;
   probabilities: number[];
   inverted: boolean;
+  /** The first answer was below the image's threshold: these are the second look's (second-look.ts), and unsure. */
+  lookedAgain: boolean;
   preview?: Buffer;
   timings: Timings;
 }
@@ -37,6 +39,7 @@ export function toPrediction(outcome: BatchOutcome, i: number, waitedMs: number,
     confidence: probabilities[digit],
     probabilities,
     inverted: outcome.inverted[i] === 1,
+    lookedAgain: outcome.lookedAgain[i] === 1,
     preview: preview ? Buffer.from(preview) : undefined,
     timings: {
       preprocessMs: roundMs(preprocessMs),

@@ -21,6 +21,8 @@ export interface ServiceOptions {
   overflow: OverflowPolicy;
   maxPixels: number;
   preview: boolean;
+  /** Look again at images below their threshold (second-look.ts): on unless false. */
+  secondLook?: boolean;
 }
 
 export type ServiceState = "loading" | "ready" | "failed" | "closed";

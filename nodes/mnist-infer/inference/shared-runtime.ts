@@ -10,17 +10,10 @@ import * as fs from "fs";
 import * as path from "path";
 import type { BackendSetting } from "./backends";
 import type { ModelInfo } from "./classifier";
-import type { WorkerImage } from "../image/image-decoder";
-import type { BatchOutcome } from "./worker-protocol";
+import type { BatchOutcome, ClientBatch } from "./worker-protocol";
 import { PoolMember, type MemberEvents } from "./pool-member";
 
 export { liveWorkerCount } from "./pool-member";
-
-/** A batch one node hands the workers, with that node's options for it. */
-export interface ClientBatch {
-  images: WorkerImage[];
-  preview: boolean;
-}
 
 /** A node's side of the shared workers: its queue, and what it hears from them. */
 export interface RuntimeClient {
@@ -145,7 +138,7 @@ export class SharedRuntime implements MemberEvents<RuntimeClient> {
       if (!batch) continue;
       this.nextBatchId++;
       this.cursor = (at + 1) % this.clients.length;
-      member.send(batchId, client, batch.images, batch.preview);
+      member.send(batchId, client, batch);
       return true;
     }
     return false;

@@ -16,7 +16,7 @@ export interface WorkerData {
 
 export type ToWorker =
   | { type: "load"; file: string; backend: BackendSetting }
-  | { type: "batch"; batchId: number; images: PackedImages; preview: boolean }
+  | { type: "batch"; batchId: number; images: PackedImages; preview: boolean; lookAgainBelow: Float64Array }
   | { type: "close" };
 
 export type FromWorker =
@@ -24,6 +24,14 @@ export type FromWorker =
   | { type: "load-failed"; message: string }
   | { type: "batch-done"; batchId: number; outcome: BatchOutcome }
   | { type: "closed" };
+
+/** A batch one node hands the workers, with that node's options for it, before it is packed. */
+export interface ClientBatch {
+  images: WorkerImage[];
+  preview: boolean;
+  /** Each image's threshold: below it the worker looks again, and the answer is unsure. */
+  lookAgainBelow: Float64Array;
+}
 
 /** A batch's images: every PNG's bytes in one buffer, images given as pixels apart. */
 export interface PackedImages {
@@ -50,6 +58,8 @@ export interface BatchOutcome {
   preprocessMs: Float32Array;
   /** 1 where the image had a light background and was inverted. */
   inverted: Uint8Array;
+  /** 1 where the first answer was below the image's threshold and the worker looked again (second-look.ts). */
+  lookedAgain: Uint8Array;
   failures: Array<[number, ItemFailure]>;
   /** The 28×28 input the model saw, as a greyscale PNG, when asked for. */
   previews?: Array<Uint8Array | undefined>;
@@ -84,5 +94,5 @@ export function unpackImages(packed: PackedImages): WorkerImage[] {
 
 /** The buffers of an outcome, to move rather than copy. */
 export function outcomeTransfer(outcome: BatchOutcome): ArrayBuffer[] {
-  return [outcome.probabilities.buffer as ArrayBuffer, outcome.preprocessMs.buffer as ArrayBuffer, outcome.inverted.buffer as ArrayBuffer];
+  return [outcome.probabilities.buffer, outcome.preprocessMs.buffer, outcome.inverted.buffer, outcome.lookedAgain.buffer] as ArrayBuffer[];
 }
