@@ -149,6 +149,7 @@ describe("unsure: the shipped model on drawings that are not digits, and on digi
     });
     t.diagnostic(`${looked} of ${images.length} looked at again; of their digits, ${rightBefore} read right at first, ${rightAfter} after`);
     assert.ok(looked >= 100, "the non-digit drawings alone give more than 100 unsure answers");
+    assert.ok(rightAfter >= rightBefore, "the second look reads no fewer of the unsure digits right than the first");
 
     // With "Look again" unticked, every answer is the first one, and unsure as the first one says.
     await unload();
