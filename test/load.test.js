@@ -13,7 +13,7 @@ const { loadSamples } = require("./support/samples");
 const { Classifier } = require("../dist/nodes/mnist-infer/inference/classifier.js");
 const { decodePng } = require("../dist/nodes/mnist-infer/image/png.js");
 const { preprocess } = require("../dist/nodes/mnist-infer/image/preprocess.js");
-const { doubtful, lookAgain } = require("../dist/nodes/mnist-infer/inference/second-look.js");
+const { lookAgainWhereUnsure } = require("../dist/nodes/mnist-infer/inference/second-look.js");
 const { modelThreshold } = require("../dist/nodes/mnist-infer/inference/unsure-below.js");
 const { BUNDLED_MODEL } = require("../dist/nodes/shared/package-paths.js");
 
@@ -31,7 +31,7 @@ async function references() {
     for (const sample of samples) {
       const pixels = preprocess(decodePng(sample.bytes)).pixels;
       const answers = await classifier.predict(pixels, 1);
-      await lookAgain((input, count) => classifier.predict(input, count), pixels, answers, doubtful(answers, [threshold]), classifier.info.maxBatch);
+      await lookAgainWhereUnsure((input, count) => classifier.predict(input, count), pixels, answers, [threshold], classifier.info.maxBatch);
       const [p] = answers;
       const digit = p.indexOf(Math.max(...p));
       out.push({ digit, confidence: p[digit] });

@@ -3,7 +3,7 @@
 // node cannot beat the slowest step its worker thread runs.
 import sharp from "sharp";
 import { Classifier } from "../../nodes/mnist-infer/inference/classifier";
-import { doubtful, lookAgain } from "../../nodes/mnist-infer/inference/second-look";
+import { lookAgainWhereUnsure } from "../../nodes/mnist-infer/inference/second-look";
 import { modelThreshold } from "../../nodes/mnist-infer/inference/unsure-below";
 import { parseRequest } from "../../nodes/mnist-infer/request/envelope";
 import { decodePng } from "../../nodes/mnist-infer/image/png";
@@ -50,7 +50,7 @@ export async function measureCeilings(samples: Sample[], options: { ms: number; 
     const threshold = modelThreshold(classifier.info);
     for (const pixels of inputs) {
       const answers = await classifier.predict(pixels, 1);
-      await lookAgain((input, count) => classifier.predict(input, count), pixels, answers, doubtful(answers, [threshold]), classifier.info.maxBatch);
+      await lookAgainWhereUnsure((input, count) => classifier.predict(input, count), pixels, answers, [threshold], classifier.info.maxBatch);
       const [probabilities] = answers;
       let digit = 0;
       for (let d = 1; d < probabilities.length; d++) if (probabilities[d] > probabilities[digit]) digit = d;

@@ -9,7 +9,7 @@ import { decodePng, encodeGreyPng } from "../image/png";
 import { preprocess, SIDE } from "../image/preprocess";
 import { warmUpDigitPng } from "../image/warm-up-digit";
 import { insideNative } from "./native-section";
-import { doubtful, lookAgain, MOVES } from "./second-look";
+import { lookAgainWhereUnsure, MOVES } from "./second-look";
 import { DEFAULT_MAX_BATCH } from "./service-options";
 import { outcomeTransfer, unpackImages, type BatchOutcome, type FromWorker, type ToWorker, type WorkerData } from "./worker-protocol";
 
@@ -94,11 +94,8 @@ async function runBatch({ batchId, images: packed, preview, lookAgainBelow }: Ex
     const model = classifier;
     const predict = (input: Float32Array, n: number) => native(() => model.predict(input, n));
     const probabilities = await predict(pixels.subarray(0, slots.length * SIDE * SIDE), slots.length);
-    const doubts = doubtful(probabilities, slots.map((slot) => lookAgainBelow[slot]));
-    if (doubts.length > 0) {
-      await lookAgain(predict, pixels, probabilities, doubts, model.info.maxBatch);
-      for (const k of doubts) outcome.lookedAgain[slots[k]] = 1;
-    }
+    const lookedAgain = await lookAgainWhereUnsure(predict, pixels, probabilities, slots.map((slot) => lookAgainBelow[slot]), model.info.maxBatch);
+    for (const k of lookedAgain) outcome.lookedAgain[slots[k]] = 1;
     outcome.inferenceMs = performance.now() - started;
     slots.forEach((slot, k) => outcome.probabilities.set(probabilities[k], slot * 10));
   }

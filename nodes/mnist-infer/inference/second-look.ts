@@ -70,3 +70,10 @@ export async function lookAgain(predict: Predict, pixels: Float32Array, probabil
     for (let d = 0; d < sums[j].length; d++) probabilities[k][d] = sums[j][d] / (MOVES.length + 1);
   });
 }
+
+/** What mnist-infer does with a batch's first answers: looks again at those below their threshold; returns which. */
+export async function lookAgainWhereUnsure(predict: Predict, pixels: Float32Array, probabilities: Float32Array[], lookAgainBelow: ArrayLike<number>, maxBatch: number): Promise<number[]> {
+  const which = doubtful(probabilities, lookAgainBelow);
+  if (which.length > 0) await lookAgain(predict, pixels, probabilities, which, maxBatch);
+  return which;
+}
